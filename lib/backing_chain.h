@@ -1,0 +1,57 @@
+/* The backing chain: the image named by the user (layer 0 here, "layer
+ * 1" to users) and its backing files, down to the base.  This file
+ * also answers the guest-level questions that need the whole chain:
+ * the bytes, base:allocation, and allocation depth.
+ *
+ * A "view" is a sub-chain [first, last] of layers: the full guest disk
+ * is [0, n-1]; one layer alone is [i, i].
+ */
+#ifndef Q2_BACKING_CHAIN_H
+#define Q2_BACKING_CHAIN_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "layer.h"
+
+#define CHAIN_MAX_LAYERS 1000
+
+struct chain {
+  size_t n;
+  struct layer **layers;   /* [0] is the top */
+  struct l2_cache *cache;
+};
+
+/* Open PATH (which must be a qcow2 image) and every backing file.
+ * L2_CACHE_BYTES bounds the L2 cache.  Refuses loops, missing files,
+ * unsupported formats.  Returns NULL with q2_error set.
+ */
+struct chain *chain_open (const char *path, uint64_t l2_cache_bytes);
+void chain_close (struct chain *c);
+
+/* Read COUNT guest bytes at OFFSET of the view [FIRST, LAST].  The
+ * range must lie inside layer FIRST's size.
+ */
+int chain_pread (struct chain *c, size_t first, size_t last,
+                 void *buf, uint64_t count, uint64_t offset);
+
+/* NBD base:allocation flags. */
+#define CHAIN_HOLE 1
+#define CHAIN_ZERO 2
+
+/* base:allocation of the view [FIRST, LAST] at OFFSET, as qemu reports
+ * it: sets *FLAGS and *LENGTH (1..COUNT).
+ */
+int chain_block_status (struct chain *c, size_t first, size_t last,
+                        uint64_t offset, uint64_t count,
+                        uint64_t *length, uint32_t *flags);
+
+/* Allocation depth at OFFSET in qemu's numbering (0 = nowhere, 1 =
+ * layer FIRST, ...) for the view [FIRST, LAST]: sets *DEPTH and
+ * *LENGTH (1..COUNT).
+ */
+int chain_depth (struct chain *c, size_t first, size_t last,
+                 uint64_t offset, uint64_t count,
+                 uint64_t *length, unsigned *depth);
+
+#endif

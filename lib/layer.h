@@ -1,0 +1,81 @@
+/* A layer: one image of a backing chain, qcow2 or raw, opened
+ * read-only, and the translation of its guest offsets into runs
+ * (qcow2 spec, "Cluster mapping": L1 table -> L2 tables -> clusters).
+ */
+#ifndef Q2_LAYER_H
+#define Q2_LAYER_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "hostfile.h"
+#include "qcow2_header.h"
+#include "qcow2_cluster.h"
+#include "l2_cache.h"
+
+enum layer_format { LAYER_QCOW2, LAYER_RAW };
+
+struct layer {
+  enum layer_format format;
+  struct hostfile file;          /* the image file itself */
+  uint64_t size;                 /* virtual size of this layer */
+
+  /* qcow2 only. */
+  struct qcow2_header header;
+  struct cluster_geometry geom;
+  struct hostfile data_file;     /* external data file (fd -1 if none) */
+  struct hostfile *data;         /* where data clusters live */
+  uint64_t *l1;                  /* active L1 table, host endian */
+  uint64_t *reftable;            /* refcount table, host endian */
+  uint64_t reftable_entries;
+  uint8_t *refblock_memo;        /* see refcount.c */
+  uint64_t refblock_memo_offset;
+  bool metadata_preallocated;    /* qemu's heuristic, see layer.c */
+  struct l2_cache *cache;        /* shared by the chain, not owned */
+};
+
+/* Open PATH as FORMAT (LAYER_QCOW2 or LAYER_RAW).  Returns NULL with
+ * q2_error set ("PATH: field: cause").
+ */
+struct layer *layer_open (const char *path, enum layer_format format,
+                          struct l2_cache *cache);
+void layer_close (struct layer *l);
+
+/* A run: the longest stretch starting at a guest offset over which a
+ * layer answers the same way (within one L2 table).
+ */
+enum run_kind {
+  RUN_UNALLOCATED,   /* not in this layer */
+  RUN_ZERO,          /* zero (sub)clusters */
+  RUN_DATA,          /* contiguous host data at host_offset */
+  RUN_COMPRESSED,    /* part of one compressed cluster */
+};
+
+struct run {
+  enum run_kind kind;
+  uint64_t length;
+  uint64_t host_offset;        /* DATA: host offset of the first byte;
+                                  COMPRESSED: offset of compressed data */
+  uint64_t compressed_size;    /* COMPRESSED */
+};
+
+/* Map [OFFSET, OFFSET+LEN) of layer L, which must lie inside the
+ * layer's virtual size, to the run at OFFSET (length in 1..LEN).
+ * Returns 0, or -1 with q2_error set naming file, guest offset and
+ * cause (corrupt metadata).  Safe to call from many threads.
+ */
+int layer_map (struct layer *l, uint64_t offset, uint64_t len,
+               struct run *r);
+
+/* Read the bytes of run R (as returned by layer_map for OFFSET) into
+ * BUF.  Returns 0 or -1 with q2_error set.
+ */
+int layer_read_run (struct layer *l, const struct run *r, uint64_t offset,
+                    void *buf);
+
+/* Probe: is the file at PATH a qcow2 image?  (Anything else is raw, as
+ * qemu's probing treats a file it does not recognise.)
+ */
+int layer_probe_format (const char *path, enum layer_format *format);
+
+#endif

@@ -1,0 +1,103 @@
+/* The qcow2 header and its header extensions (qcow2 spec, "Header"
+ * and "Header extensions").  Parsing only looks at bytes; validating
+ * checks every field against the file size, so that nothing read later
+ * can point outside the file or ask for an unbounded allocation.
+ */
+#ifndef Q2_QCOW2_HEADER_H
+#define Q2_QCOW2_HEADER_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define QCOW2_MAGIC 0x514649fbU          /* "QFI\xfb" */
+
+/* Incompatible feature bits. */
+#define QCOW2_INCOMPAT_DIRTY        (1ULL << 0)
+#define QCOW2_INCOMPAT_CORRUPT      (1ULL << 1)
+#define QCOW2_INCOMPAT_DATA_FILE    (1ULL << 2)
+#define QCOW2_INCOMPAT_COMPRESSION  (1ULL << 3)
+#define QCOW2_INCOMPAT_EXTL2        (1ULL << 4)
+#define QCOW2_INCOMPAT_KNOWN        0x1fULL
+
+/* Compatible and autoclear feature bits. */
+#define QCOW2_COMPAT_LAZY_REFCOUNTS   (1ULL << 0)
+#define QCOW2_AUTOCLEAR_BITMAPS       (1ULL << 0)
+#define QCOW2_AUTOCLEAR_DATA_FILE_RAW (1ULL << 1)
+
+/* Header extension types. */
+#define QCOW2_EXT_END            0x00000000U
+#define QCOW2_EXT_BACKING_FORMAT 0xe2792acaU
+#define QCOW2_EXT_FEATURE_TABLE  0x6803f857U
+#define QCOW2_EXT_BITMAPS        0x23852875U
+#define QCOW2_EXT_CRYPTO         0x0537be77U
+#define QCOW2_EXT_DATA_FILE      0x44415441U
+
+#define QCOW2_COMPRESSION_ZLIB 0
+#define QCOW2_COMPRESSION_ZSTD 1
+
+/* Limits qemu 7.2 enforces; we enforce the same so that a header can
+ * never make us allocate more than qemu would.
+ */
+#define QCOW2_MAX_L1_BYTES       (32 * 1024 * 1024)
+#define QCOW2_MAX_REFTABLE_BYTES (8 * 1024 * 1024)
+#define QCOW2_MAX_SNAPSHOTS      65536
+#define QCOW2_MAX_NAME           1023
+
+struct qcow2_header {
+  uint32_t version;
+  uint64_t backing_file_offset;
+  uint32_t backing_file_size;
+  uint32_t cluster_bits;
+  uint64_t size;                 /* virtual disk size */
+  uint32_t crypt_method;
+  uint32_t l1_size;
+  uint64_t l1_table_offset;
+  uint64_t refcount_table_offset;
+  uint32_t refcount_table_clusters;
+  uint32_t nb_snapshots;
+  uint64_t snapshots_offset;
+  uint64_t incompatible_features;
+  uint64_t compatible_features;
+  uint64_t autoclear_features;
+  uint32_t refcount_order;
+  uint32_t header_length;
+  uint8_t compression_type;
+
+  /* Derived. */
+  uint64_t cluster_size;
+  bool extended_l2;
+  unsigned l2_entry_size;        /* 8, or 16 with extended L2 entries */
+  unsigned l2_bits;              /* log2 (entries per L2 table) */
+
+  /* From header extensions and the backing file name (NUL-terminated,
+   * or NULL when absent).
+   */
+  char *backing_file;
+  char *backing_format;
+  char *data_file;
+  bool has_crypto_ext;
+  uint64_t crypto_offset, crypto_length;
+  bool has_bitmaps_ext;
+  uint32_t nb_bitmaps;
+  uint64_t bitmap_directory_size, bitmap_directory_offset;
+  uint64_t extensions_end;       /* offset after the end-of-extensions mark */
+};
+
+/* Parse and validate the header found in BUF (the first LEN bytes of
+ * the file, LEN >= min(file_size, cluster size) is enough — pass the
+ * first 2 MiB or the whole file if smaller).  FILE_SIZE is the size of
+ * the image file.  NAME is used in messages.  Returns 0, or -1 with
+ * q2_error set to "NAME: <field>: <cause>".
+ */
+int qcow2_header_parse (struct qcow2_header *h, const uint8_t *buf,
+                        size_t len, uint64_t file_size, const char *name);
+void qcow2_header_free (struct qcow2_header *h);
+
+/* Names of incompatible feature bits (for messages). */
+const char *qcow2_incompat_name (unsigned bit);
+
+/* True if BUF starts with the qcow2 magic. */
+bool qcow2_is_qcow2 (const uint8_t *buf, size_t len);
+
+#endif

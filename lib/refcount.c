@@ -1,0 +1,69 @@
+#include <config.h>
+
+#include <endian.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refcount.h"
+#include "layer.h"
+#include "q2_error.h"
+
+#define REFT_OFFSET_MASK 0xfffffffffffffe00ULL
+
+uint64_t
+refcount_block_entry (const uint8_t *block, unsigned order, uint64_t index)
+{
+  uint16_t v16; uint32_t v32; uint64_t v64;
+
+  switch (order) {
+  case 0: return (block[index / 8] >> (index % 8)) & 0x1;
+  case 1: return (block[index / 4] >> (2 * (index % 4))) & 0x3;
+  case 2: return (block[index / 2] >> (4 * (index % 2))) & 0xf;
+  case 3: return block[index];
+  case 4: memcpy (&v16, block + 2 * index, 2); return be16toh (v16);
+  case 5: memcpy (&v32, block + 4 * index, 4); return be32toh (v32);
+  default: memcpy (&v64, block + 8 * index, 8); return be64toh (v64);
+  }
+}
+
+int
+refcount_get (struct layer *l, uint64_t cluster_index,
+              uint64_t *refcount)
+{
+  const struct qcow2_header *h = &l->header;
+  /* Entries per refcount block: cluster_size * 8 / 2^order. */
+  unsigned block_bits = h->cluster_bits + 3 - h->refcount_order;
+  uint64_t table_index = cluster_index >> block_bits;
+  uint64_t block_index = cluster_index & ((UINT64_C (1) << block_bits) - 1);
+  uint64_t block_offset, entry;
+  uint8_t *block;
+
+  *refcount = 0;
+  if (table_index >= l->reftable_entries)
+    return 0;
+  block_offset = l->reftable[table_index] & REFT_OFFSET_MASK;
+  if (block_offset == 0)
+    return 0;
+  if (block_offset & (h->cluster_size - 1))
+    return q2_error ("%s: refcount block offset %#" PRIx64 " is not aligned "
+                     "(refcount table index %" PRIu64 ")",
+                     l->file.path, block_offset, table_index);
+  if (block_offset >= l->file.size)
+    return q2_error ("%s: refcount block offset %#" PRIx64 " is past the "
+                     "end of the file", l->file.path, block_offset);
+
+  /* Not thread-safe: refcounts are read at startup only, before any
+   * request; a one-block memo avoids rereading the block for the next
+   * cluster.
+   */
+  block = l->refblock_memo;
+  if (l->refblock_memo_offset != block_offset) {
+    if (hostfile_pread (&l->file, block, h->cluster_size, block_offset) == -1)
+      return -1;
+    l->refblock_memo_offset = block_offset;
+  }
+  entry = refcount_block_entry (block, h->refcount_order, block_index);
+  *refcount = entry;
+  return 0;
+}

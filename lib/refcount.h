@@ -1,0 +1,25 @@
+/* Reference counts (qcow2 spec, "Host cluster management"): the
+ * refcount table points to refcount blocks, which hold one
+ * 2^refcount_order-bit entry per host cluster.
+ */
+#ifndef Q2_REFCOUNT_H
+#define Q2_REFCOUNT_H
+
+#include <stdint.h>
+
+struct layer;
+
+/* Value of entry INDEX of a refcount block (BLOCK), for entries of
+ * 2^ORDER bits.  Sub-byte entries are packed from the least significant
+ * bit; 16/32/64-bit entries are big-endian.
+ */
+uint64_t refcount_block_entry (const uint8_t *block, unsigned order,
+                               uint64_t index);
+
+/* Refcount of host cluster CLUSTER_INDEX of the image file (0 if no
+ * refcount block covers it).  Returns 0 or -1 with q2_error set.
+ */
+int refcount_get (struct layer *l, uint64_t cluster_index,
+                  uint64_t *refcount);
+
+#endif
