@@ -236,8 +236,7 @@ allocated_status (struct layer *l, const struct run *r, uint64_t offset,
       if (host_status (l->data, r->host_offset, r->length, length,
                        &is_data) == -1)
         return -1;
-      if (!is_data ||
-          r->host_offset + *length >= l->data->size)
+      if (!is_data)
         *flags = CHAIN_ZERO;
     }
     return 0;
