@@ -197,27 +197,66 @@ chain_pread (struct chain *c, size_t first, size_t last,
   return read_from (c, first, last, buf, count, offset);
 }
 
-/* ---- base:allocation ---- */
+/* ---- where a range comes from ---- */
 
-/* qemu's file driver: data is data, a hole reads as zero. */
-static int
-host_status (struct hostfile *f, uint64_t host, uint64_t count,
-             uint64_t *length, bool *is_data)
+int
+chain_origin (struct chain *c, size_t first, size_t last,
+              uint64_t offset, uint64_t count, struct origin *o)
 {
-  return hostfile_allocation (f, host, count, is_data, length);
+  size_t i;
+
+  for (i = first; i <= last; i++) {
+    struct layer *l = c->layers[i];
+
+    /* qemu: a backing file shorter than its overlay answers for the
+     * range beyond its end itself (zeros, allocated there).
+     */
+    if (offset >= l->size) {
+      *o = (struct origin) { .found = true, .past_end = true, .layer = i,
+                             .length = count };
+      return 0;
+    }
+    if (count > l->size - offset)
+      count = l->size - offset;
+    if (layer_map (l, offset, count, &o->run) == -1)
+      return -1;
+    if (o->run.kind != RUN_UNALLOCATED) {
+      o->found = true;
+      o->past_end = false;
+      o->layer = i;
+      o->length = o->run.length;
+      return 0;
+    }
+    count = o->run.length;
+  }
+  *o = (struct origin) { .found = false, .length = count };
+  return 0;
 }
 
-/* What qemu says of a run a layer allocates. */
-static int
-allocated_status (struct layer *l, const struct run *r, uint64_t offset,
-                  uint64_t *length, uint32_t *flags)
+/* ---- base:allocation ---- */
+
+int
+chain_run_allocation (struct chain *c, const struct origin *o,
+                      uint64_t offset, bool zero_is_hole,
+                      uint64_t *length, uint32_t *flags)
 {
+  const uint32_t zero = zero_is_hole ? CHAIN_HOLE | CHAIN_ZERO : CHAIN_ZERO;
+  struct layer *l;
   bool is_data;
 
-  *length = r->length;
-  switch (r->kind) {
-  case RUN_ZERO:
+  *length = o->length;
+  if (!o->found) {
     *flags = CHAIN_HOLE | CHAIN_ZERO;
+    return 0;
+  }
+  if (o->past_end) {
+    *flags = zero;
+    return 0;
+  }
+  l = c->layers[o->layer];
+  switch (o->run.kind) {
+  case RUN_ZERO:
+    *flags = zero;
     return 0;
   case RUN_COMPRESSED:
     *flags = 0;
@@ -225,19 +264,20 @@ allocated_status (struct layer *l, const struct run *r, uint64_t offset,
   case RUN_DATA:
     *flags = 0;
     if (l->format == LAYER_RAW) {
-      if (host_status (&l->file, offset, r->length, length, &is_data) == -1)
+      /* qemu's file driver: a hole in a raw file reads as zero. */
+      if (hostfile_allocation (&l->file, offset, o->length,
+                               &is_data, length) == -1)
         return -1;
-      *flags = is_data ? 0 : CHAIN_HOLE | CHAIN_ZERO;
+      *flags = is_data ? 0 : zero;
     }
     else if (l->metadata_preallocated) {
       /* qemu asks the host file only for metadata-preallocated images,
-       * and reports data over a host hole as zero (still data).
+       * and reports data over a host hole as zero (still allocated).
        */
-      if (host_status (l->data, r->host_offset, r->length, length,
-                       &is_data) == -1)
+      if (hostfile_allocation (l->data, o->run.host_offset, o->length,
+                               &is_data, length) == -1)
         return -1;
-      if (!is_data)
-        *flags = CHAIN_ZERO;
+      *flags = is_data ? 0 : CHAIN_ZERO;
     }
     return 0;
   default:
@@ -247,28 +287,14 @@ allocated_status (struct layer *l, const struct run *r, uint64_t offset,
 
 int
 chain_block_status (struct chain *c, size_t first, size_t last,
-                    uint64_t offset, uint64_t count,
+                    uint64_t offset, uint64_t count, bool zero_is_hole,
                     uint64_t *length, uint32_t *flags)
 {
-  size_t i;
+  struct origin o;
 
-  for (i = first; i <= last; i++) {
-    struct layer *l = c->layers[i];
-    struct run r;
-
-    if (offset >= l->size)        /* a short backing file: zeros */
-      break;
-    if (count > l->size - offset)
-      count = l->size - offset;
-    if (layer_map (l, offset, count, &r) == -1)
-      return -1;
-    if (r.kind != RUN_UNALLOCATED)
-      return allocated_status (l, &r, offset, length, flags);
-    count = r.length;
-  }
-  *length = count;
-  *flags = CHAIN_HOLE | CHAIN_ZERO;
-  return 0;
+  if (chain_origin (c, first, last, offset, count, &o) == -1)
+    return -1;
+  return chain_run_allocation (c, &o, offset, zero_is_hole, length, flags);
 }
 
 /* ---- allocation depth ---- */
@@ -278,32 +304,11 @@ chain_depth (struct chain *c, size_t first, size_t last,
              uint64_t offset, uint64_t count,
              uint64_t *length, unsigned *depth)
 {
-  size_t i;
+  struct origin o;
 
-  for (i = first; i <= last; i++) {
-    struct layer *l = c->layers[i];
-    struct run r;
-
-    /* qemu: a layer that is too short answers for the range beyond its
-     * end itself (zeros, allocated there).
-     */
-    if (offset >= l->size) {
-      *length = count;
-      *depth = i - first + 1;
-      return 0;
-    }
-    if (count > l->size - offset)
-      count = l->size - offset;
-    if (layer_map (l, offset, count, &r) == -1)
-      return -1;
-    if (r.kind != RUN_UNALLOCATED) {
-      *length = r.length;
-      *depth = i - first + 1;
-      return 0;
-    }
-    count = r.length;
-  }
-  *length = count;
-  *depth = 0;
+  if (chain_origin (c, first, last, offset, count, &o) == -1)
+    return -1;
+  *length = o.length;
+  *depth = o.found ? o.layer - first + 1 : 0;
   return 0;
 }

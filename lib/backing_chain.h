@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <stdbool.h>
 
 #include "layer.h"
 
@@ -35,15 +36,41 @@ void chain_close (struct chain *c);
 int chain_pread (struct chain *c, size_t first, size_t last,
                  void *buf, uint64_t count, uint64_t offset);
 
+/* Where the guest data at an offset comes from: the first layer of the
+ * view that allocates it, and that layer's run.  PAST_END: the offset
+ * is past the end of that (backing) layer, which qemu counts as
+ * allocated there, reading zeros.  !FOUND: no layer allocates it.
+ */
+struct origin {
+  bool found;
+  bool past_end;
+  size_t layer;
+  struct run run;
+  uint64_t length;              /* of the answer, 1..count */
+};
+
+int chain_origin (struct chain *c, size_t first, size_t last,
+                  uint64_t offset, uint64_t count, struct origin *o);
+
 /* NBD base:allocation flags. */
 #define CHAIN_HOLE 1
 #define CHAIN_ZERO 2
 
-/* base:allocation of the view [FIRST, LAST] at OFFSET, as qemu reports
- * it: sets *FLAGS and *LENGTH (1..COUNT).
+/* base:allocation of origin O at OFFSET: sets *FLAGS and *LENGTH
+ * (1..O->length).  ZERO_IS_HOLE: zero clusters (and raw holes, and
+ * zeros past a short layer) are HOLE+ZERO as in qemu's guest view;
+ * otherwise they are ZERO only ("allocated, reads as zero").
+ */
+int chain_run_allocation (struct chain *c, const struct origin *o,
+                          uint64_t offset, bool zero_is_hole,
+                          uint64_t *length, uint32_t *flags);
+
+/* base:allocation of the view [FIRST, LAST] at OFFSET.  With
+ * ZERO_IS_HOLE, exactly what qemu reports for the guest disk; without,
+ * HOLE means "allocated in no layer of the view" (the layer views).
  */
 int chain_block_status (struct chain *c, size_t first, size_t last,
-                        uint64_t offset, uint64_t count,
+                        uint64_t offset, uint64_t count, bool zero_is_hole,
                         uint64_t *length, uint32_t *flags);
 
 /* Allocation depth at OFFSET in qemu's numbering (0 = nowhere, 1 =

@@ -132,23 +132,129 @@ qcow2map_dump_plugin (void)
   printf ("qcow2map_zstd=%s\n", compress_have_zstd () ? "yes" : "no");
 }
 
-/* Per connection: the view [first, last] of the chain it serves. */
+/* Per connection: the view [first, last] of the chain it serves.
+ * Export "" is the guest disk of the whole chain; "layer/N" is layer N
+ * alone (1 = the image named by file=), as if it had no backing file.
+ */
 struct handle {
   size_t first, last;
+  bool layer_view;
 };
+
+/* Parse "layer/N" into a layer index.  Returns -1 if malformed or out
+ * of range.
+ */
+static ssize_t
+parse_layer_export (const char *name)
+{
+  const char *digits = name + strlen ("layer/");
+  char *end;
+  unsigned long n;
+
+  if (strncmp (name, "layer/", 6) != 0 || *digits < '1' || *digits > '9')
+    return -1;
+  errno = 0;
+  n = strtoul (digits, &end, 10);
+  if (errno || *end || n > chain->n)
+    return -1;
+  return n - 1;
+}
 
 static void *
 qcow2map_open (int readonly)
 {
-  struct handle *h = malloc (sizeof *h);
+  const char *name = nbdkit_export_name ();
+  struct handle *h;
+  ssize_t layer = 0;
 
+  if (name == NULL)
+    return NULL;
+  if (name[0] != '\0' && (layer = parse_layer_export (name)) == -1) {
+    nbdkit_error ("%s: export '%s' not found (exports are \"\" and "
+                  "layer/1 .. layer/%zu)", filename, name, chain->n);
+    return NULL;
+  }
+  h = malloc (sizeof *h);
   if (h == NULL) {
     nbdkit_error ("malloc: %m");
     return NULL;
   }
-  h->first = 0;
-  h->last = chain->n - 1;
+  h->layer_view = name[0] != '\0';
+  h->first = layer;
+  h->last = h->layer_view ? (size_t) layer : chain->n - 1;
   return h;
+}
+
+static const char *
+format_name (const struct layer *l)
+{
+  return l->format == LAYER_RAW ? "raw" : "qcow2";
+}
+
+/* Description of the view [first, last]: the files it reads. */
+static char *
+describe_view (size_t first, size_t last, bool layer_view)
+{
+  char *s = NULL;
+  size_t len, i;
+  FILE *fp = open_memstream (&s, &len);
+
+  if (fp == NULL) {
+    nbdkit_error ("open_memstream: %m");
+    return NULL;
+  }
+  if (layer_view)
+    fprintf (fp, "layer %zu alone: %s (%s)", first + 1,
+             chain->layers[first]->file.path,
+             format_name (chain->layers[first]));
+  else {
+    fprintf (fp, "guest disk: %s", chain->layers[first]->file.path);
+    for (i = first + 1; i <= last; i++)
+      fprintf (fp, "%s%s (%s)", i == first + 1 ? ", backing chain: " : " <- ",
+               chain->layers[i]->file.path, format_name (chain->layers[i]));
+  }
+  fclose (fp);
+  return s;
+}
+
+static int
+qcow2map_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
+{
+  char name[32], *desc;
+  size_t i;
+  int r;
+
+  for (i = 0; i <= chain->n; i++) {
+    if (i == 0)
+      desc = describe_view (0, chain->n - 1, false);
+    else
+      desc = describe_view (i - 1, i - 1, true);
+    if (desc == NULL)
+      return -1;
+    snprintf (name, sizeof name, i == 0 ? "" : "layer/%zu", i);
+    r = nbdkit_add_export (exports, name, desc);
+    free (desc);
+    if (r == -1)
+      return -1;
+  }
+  return 0;
+}
+
+static const char *
+qcow2map_default_export (int readonly, int is_tls)
+{
+  return "";
+}
+
+static const char *
+qcow2map_export_description (void *handle)
+{
+  struct handle *h = handle;
+  char *s = describe_view (h->first, h->last, h->layer_view);
+  const char *r = s ? nbdkit_strdup_intern (s) : NULL;
+
+  free (s);
+  return r;
 }
 
 static void
@@ -169,30 +275,6 @@ qcow2map_get_size (void *handle)
 {
   struct handle *h = handle;
   return chain->layers[h->first]->size;
-}
-
-static const char *
-qcow2map_export_description (void *handle)
-{
-  struct handle *h = handle;
-  const char *r;
-  char *s = NULL;
-  size_t len, i;
-  FILE *fp = open_memstream (&s, &len);
-
-  if (fp == NULL) {
-    nbdkit_error ("open_memstream: %m");
-    return NULL;
-  }
-  fprintf (fp, "qcow2 image %s", chain->layers[h->first]->file.path);
-  for (i = h->first + 1; i <= h->last; i++)
-    fprintf (fp, "%s%s (%s)", i == h->first + 1 ? ", backing chain: " : " <- ",
-             chain->layers[i]->file.path,
-             chain->layers[i]->format == LAYER_RAW ? "raw" : "qcow2");
-  fclose (fp);
-  r = nbdkit_strdup_intern (s);
-  free (s);
-  return r;
 }
 
 static int
@@ -249,7 +331,7 @@ qcow2map_extents (void *handle, uint32_t count, uint64_t offset,
     uint32_t type;
 
     if (chain_block_status (chain, h->first, h->last, offset, count,
-                            &length, &type) == -1) {
+                            !h->layer_view, &length, &type) == -1) {
       nbdkit_error ("%s", q2_last_error ());
       errno = EIO;
       return -1;
@@ -278,6 +360,8 @@ static struct nbdkit_plugin plugin = {
   .open               = qcow2map_open,
   .close              = qcow2map_close,
   .get_size           = qcow2map_get_size,
+  .list_exports       = qcow2map_list_exports,
+  .default_export     = qcow2map_default_export,
   .export_description = qcow2map_export_description,
   .block_size         = qcow2map_block_size,
   .can_write          = qcow2map_can_write,
