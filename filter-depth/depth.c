@@ -307,22 +307,31 @@ depth_export_description (nbdkit_next *next, void *handle)
   }
 }
 
+/* Pass-through views must ask the plugin: nbdkit asserts that the
+ * plugin's answer is known before forwarding a request to it.
+ */
 static int
 depth_can_multi_conn (nbdkit_next *next, void *handle)
 {
-  return 1;                       /* read-only and consistent */
+  struct handle *h = handle;
+
+  return h->kind == VIEW_PASS ? next->can_multi_conn (next) : 1;
 }
 
 static int
 depth_can_extents (nbdkit_next *next, void *handle)
 {
-  return 1;
+  struct handle *h = handle;
+
+  return h->kind == VIEW_PASS ? next->can_extents (next) : 1;
 }
 
 static int
 depth_can_cache (nbdkit_next *next, void *handle)
 {
-  return NBDKIT_CACHE_NONE;
+  struct handle *h = handle;
+
+  return h->kind == VIEW_PASS ? next->can_cache (next) : NBDKIT_CACHE_NONE;
 }
 
 /* ---- data path ---- */

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Benchmark: copy the guest disk of generated images with nbdcopy through
+# nbdkit-qcow2map-plugin and through qemu-nbd, and report time and the
+# server's peak memory (VmHWM); the copy goes to null: so the server
+# is what is measured.  Not part of `make check`.
+#
+#   bench/throughput.sh [SIZE]      (default 1G of guest data)
+#   PLUGIN=/other/build/nbdkit-qcow2map-plugin.so bench/throughput.sh
+#     (e.g. a build configured --without-libdeflate, to compare with zlib)
+#
+# Images: a plain qcow2 (64k clusters), a zlib-compressed and a
+# zstd-compressed qcow2, and a 2-layer chain, made from a half-random,
+# half-binaries raw file so the compression has work to do.
+set -euo pipefail
+size=${1:-1G}
+top=$(cd "$(dirname "$0")/.." && pwd)
+plugin=${PLUGIN:-$top/plugin-qcow2map/.libs/nbdkit-qcow2map-plugin.so}
+work=$(mktemp -d /tmp/qcow2map-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+bytes=$(numfmt --from=iec "$size")
+half=$((bytes / 2))
+# Half random (stored uncompressed by qemu), half system binaries (which
+# compress about 3:1, a realistic load for the decompressor).
+head -c "$half" /dev/urandom > src.raw
+{ tar cf - /usr/lib/x86_64-linux-gnu /usr/bin 2>/dev/null || true; } |
+  head -c "$half" >> src.raw
+truncate -s "$bytes" src.raw
+qemu-img convert -O qcow2 src.raw plain.qcow2
+qemu-img convert -c -O qcow2 src.raw zlib.qcow2
+qemu-img convert -c -O qcow2 -o compression_type=zstd src.raw zstd.qcow2
+qemu-img create -q -f qcow2 -b plain.qcow2 -F qcow2 chain.qcow2 "$size"
+qemu-io -c "write -P 0x55 0 $((bytes / 4))" chain.qcow2 >/dev/null
+rm src.raw
+
+now () { date +%s.%N; }
+
+printf '%-14s %-10s %10s %12s\n' image server seconds peak-RSS-KiB
+for img in plain zlib zstd chain; do
+  t0=$(now)
+  rss=$(nbdkit -U - "$plugin" "file=$img.qcow2" \
+          --run 'nbdcopy "$uri" null: && grep VmHWM /proc/$PPID/status' |
+        awk '{print $2}')
+  t1=$(now)
+  printf '%-14s %-10s %10.2f %12s\n' "$img" qcow2map "$(echo "$t1 - $t0" | bc)" "$rss"
+
+  rm -f pid sock
+  qemu-nbd -r -t -f qcow2 --fork --pid-file="$PWD/pid" --socket="$PWD/sock" -e 4 "$img.qcow2"
+  t0=$(now)
+  nbdcopy "nbd+unix:///?socket=$PWD/sock" null:
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat pid)/status")
+  t1=$(now)
+  kill "$(cat pid)"
+  printf '%-14s %-10s %10.2f %12s\n' "$img" qemu-nbd "$(echo "$t1 - $t0" | bc)" "$rss"
+done
