@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,8 @@
 
 #include "backing_chain.h"
 #include "compress.h"
+#include "container.h"
+#include "views.h"
 #include "l2_cache.h"
 #include "q2_error.h"
 
@@ -32,9 +35,13 @@ static char *filename;
 static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
 static struct chain *chain;
 
+static void free_containers (void);
+
 static void
 qcow2map_unload (void)
 {
+  if (chain)
+    free_containers ();
   chain_close (chain);
   free (filename);
 }
@@ -132,129 +139,79 @@ qcow2map_dump_plugin (void)
   printf ("qcow2map_zstd=%s\n", compress_have_zstd () ? "yes" : "no");
 }
 
-/* Per connection: the view [first, last] of the chain it serves.
- * Export "" is the guest disk of the whole chain; "layer/N" is layer N
- * alone (1 = the image named by file=), as if it had no backing file.
+/* Container views are analysed (metadata walk, refcount check) on
+ * first use, once per layer, and then shared by all connections.
  */
-struct handle {
-  size_t first, last;
-  bool layer_view;
-};
+static pthread_mutex_t containers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct container **containers;
 
-/* Parse "layer/N" into a layer index.  Returns -1 if malformed or out
- * of range.
- */
-static ssize_t
-parse_layer_export (const char *name)
+static struct container *
+get_container (size_t layer)
 {
-  const char *digits = name + strlen ("layer/");
-  char *end;
-  unsigned long n;
+  struct container *c;
 
-  if (strncmp (name, "layer/", 6) != 0 || *digits < '1' || *digits > '9')
-    return -1;
-  errno = 0;
-  n = strtoul (digits, &end, 10);
-  if (errno || *end || n > chain->n)
-    return -1;
-  return n - 1;
+  pthread_mutex_lock (&containers_lock);
+  if (containers == NULL)
+    containers = calloc (chain->n, sizeof *containers);
+  if (containers == NULL) {
+    nbdkit_error ("calloc: %m");
+    c = NULL;
+  }
+  else if ((c = containers[layer]) == NULL) {
+    c = containers[layer] = container_open (chain->layers[layer]);
+    if (c == NULL)
+      nbdkit_error ("%s", q2_last_error ());
+  }
+  pthread_mutex_unlock (&containers_lock);
+  return c;
 }
+
+static void
+free_containers (void)
+{
+  size_t i;
+
+  for (i = 0; containers && i < chain->n; i++)
+    container_close (containers[i]);
+  free (containers);
+}
+
+/* Per connection: the view it serves (see views.h). */
+struct handle {
+  struct view view;
+  size_t first, last;            /* guest and layer views: the layers */
+  struct container *container;   /* file views */
+};
 
 static void *
 qcow2map_open (int readonly)
 {
   const char *name = nbdkit_export_name ();
   struct handle *h;
-  ssize_t layer = 0;
 
   if (name == NULL)
     return NULL;
-  if (name[0] != '\0' && (layer = parse_layer_export (name)) == -1) {
-    nbdkit_error ("%s: export '%s' not found (exports are \"\" and "
-                  "layer/1 .. layer/%zu)", filename, name, chain->n);
-    return NULL;
-  }
-  h = malloc (sizeof *h);
+  h = calloc (1, sizeof *h);
   if (h == NULL) {
-    nbdkit_error ("malloc: %m");
+    nbdkit_error ("calloc: %m");
     return NULL;
   }
-  h->layer_view = name[0] != '\0';
-  h->first = layer;
-  h->last = h->layer_view ? (size_t) layer : chain->n - 1;
+  if (view_parse (chain, name, &h->view) == -1) {
+    nbdkit_error ("%s: export '%s' not found (see nbdinfo --list)",
+                  filename, name);
+    free (h);
+    return NULL;
+  }
+  h->first = h->view.layer;
+  h->last = h->view.kind == VIEW_GUEST ? chain->n - 1 : h->view.layer;
+  if (h->view.kind == VIEW_FILE || h->view.kind == VIEW_FILE_JSON) {
+    h->container = get_container (h->view.layer);
+    if (h->container == NULL) {
+      free (h);
+      return NULL;
+    }
+  }
   return h;
-}
-
-static const char *
-format_name (const struct layer *l)
-{
-  return l->format == LAYER_RAW ? "raw" : "qcow2";
-}
-
-/* Description of the view [first, last]: the files it reads. */
-static char *
-describe_view (size_t first, size_t last, bool layer_view)
-{
-  char *s = NULL;
-  size_t len, i;
-  FILE *fp = open_memstream (&s, &len);
-
-  if (fp == NULL) {
-    nbdkit_error ("open_memstream: %m");
-    return NULL;
-  }
-  if (layer_view)
-    fprintf (fp, "layer %zu alone: %s (%s)", first + 1,
-             chain->layers[first]->file.path,
-             format_name (chain->layers[first]));
-  else {
-    fprintf (fp, "guest disk: %s", chain->layers[first]->file.path);
-    for (i = first + 1; i <= last; i++)
-      fprintf (fp, "%s%s (%s)", i == first + 1 ? ", backing chain: " : " <- ",
-               chain->layers[i]->file.path, format_name (chain->layers[i]));
-  }
-  fclose (fp);
-  return s;
-}
-
-static int
-qcow2map_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
-{
-  char name[32], *desc;
-  size_t i;
-  int r;
-
-  for (i = 0; i <= chain->n; i++) {
-    if (i == 0)
-      desc = describe_view (0, chain->n - 1, false);
-    else
-      desc = describe_view (i - 1, i - 1, true);
-    if (desc == NULL)
-      return -1;
-    snprintf (name, sizeof name, i == 0 ? "" : "layer/%zu", i);
-    r = nbdkit_add_export (exports, name, desc);
-    free (desc);
-    if (r == -1)
-      return -1;
-  }
-  return 0;
-}
-
-static const char *
-qcow2map_default_export (int readonly, int is_tls)
-{
-  return "";
-}
-
-static const char *
-qcow2map_export_description (void *handle)
-{
-  struct handle *h = handle;
-  char *s = describe_view (h->first, h->last, h->layer_view);
-  const char *r = s ? nbdkit_strdup_intern (s) : NULL;
-
-  free (s);
-  return r;
 }
 
 static void
@@ -270,11 +227,55 @@ qcow2map_close (void *handle)
   free (handle);
 }
 
+static int
+add_view_export (void *exports, const struct view *v)
+{
+  char name[64], *desc = view_describe (chain, v);
+  int r;
+
+  if (desc == NULL) {
+    nbdkit_error ("describe export: %m");
+    return -1;
+  }
+  view_name (v, name);
+  r = nbdkit_add_export (exports, name, desc);
+  free (desc);
+  return r;
+}
+
+static int
+qcow2map_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
+{
+  return view_for_each (chain, add_view_export, exports);
+}
+
+static const char *
+qcow2map_default_export (int readonly, int is_tls)
+{
+  return "";
+}
+
+static const char *
+qcow2map_export_description (void *handle)
+{
+  struct handle *h = handle;
+  char *s = view_describe (chain, &h->view);
+  const char *r = s ? nbdkit_strdup_intern (s) : NULL;
+
+  free (s);
+  return r;
+}
+
 static int64_t
 qcow2map_get_size (void *handle)
 {
   struct handle *h = handle;
-  return chain->layers[h->first]->size;
+
+  switch (h->view.kind) {
+  case VIEW_FILE:      return chain->layers[h->first]->file.size;
+  case VIEW_FILE_JSON: return h->container->json_len;
+  default:             return chain->layers[h->first]->size;
+  }
 }
 
 static int
@@ -309,13 +310,43 @@ qcow2map_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
                 uint32_t flags)
 {
   struct handle *h = handle;
+  int r;
 
-  if (chain_pread (chain, h->first, h->last, buf, count, offset) == -1) {
+  switch (h->view.kind) {
+  case VIEW_FILE_JSON:
+    memcpy (buf, h->container->json + offset, count);  /* nbdkit checked */
+    return 0;
+  case VIEW_FILE:
+    r = container_pread (h->container, buf, count, offset);
+    break;
+  default:
+    r = chain_pread (chain, h->first, h->last, buf, count, offset);
+  }
+  if (r == -1) {
     nbdkit_error ("%s", q2_last_error ());
     errno = EIO;
-    return -1;
   }
-  return 0;
+  return r;
+}
+
+/* One extent of the view at OFFSET. */
+static int
+view_block_status (struct handle *h, uint64_t offset, uint32_t count,
+                   uint64_t *length, uint32_t *type)
+{
+  switch (h->view.kind) {
+  case VIEW_FILE_JSON:
+    *length = count;
+    *type = 0;
+    return 0;
+  case VIEW_FILE:
+    return container_block_status (h->container, offset, count,
+                                   length, type);
+  default:
+    /* Guest view: qemu's answer.  Layer view: HOLE = not in this layer. */
+    return chain_block_status (chain, h->first, h->last, offset, count,
+                               h->view.kind == VIEW_GUEST, length, type);
+  }
 }
 
 static int
@@ -330,8 +361,7 @@ qcow2map_extents (void *handle, uint32_t count, uint64_t offset,
     uint64_t length;
     uint32_t type;
 
-    if (chain_block_status (chain, h->first, h->last, offset, count,
-                            !h->layer_view, &length, &type) == -1) {
+    if (view_block_status (h, offset, count, &length, &type) == -1) {
       nbdkit_error ("%s", q2_last_error ());
       errno = EIO;
       return -1;

@@ -1,0 +1,412 @@
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "container.h"
+#include "backing_chain.h"
+#include "metadata_walk.h"
+#include "refcount.h"
+#include "q2_error.h"
+
+#define REFT_OFFSET_MASK 0xfffffffffffffe00ULL
+
+/* ---- in-use runs ---- */
+
+/* Length of the run of clusters with the same in-use state as the one
+ * at OFFSET, from OFFSET, clipped to MAX.
+ */
+static uint64_t
+in_use_run (const struct container *c, uint64_t offset, uint64_t max,
+            bool *in_use)
+{
+  unsigned bits = c->l->header.cluster_bits;
+  uint64_t k = offset >> bits, end = offset + max;
+  uint64_t next;
+
+  *in_use = refcount_report_in_use (&c->check, k);
+  for (next = (k + 1) << bits; next < end; next += UINT64_C (1) << bits)
+    if (refcount_report_in_use (&c->check, next >> bits) != *in_use)
+      break;
+  return (next < end ? next : end) - offset;
+}
+
+int
+container_pread (struct container *c, void *buf, uint64_t count,
+                 uint64_t offset)
+{
+  uint8_t *p = buf;
+
+  while (count > 0) {
+    bool in_use;
+    uint64_t n = in_use_run (c, offset, count, &in_use);
+
+    if (!in_use)
+      memset (p, 0, n);
+    else if (hostfile_pread (&c->l->file, p, n, offset) == -1)
+      return q2_error ("%s: container offset %" PRIu64 ": %s",
+                       c->l->file.path, offset, q2_last_error ());
+    p += n;
+    offset += n;
+    count -= n;
+  }
+  return 0;
+}
+
+int
+container_block_status (struct container *c, uint64_t offset,
+                        uint64_t count, uint64_t *length, uint32_t *flags)
+{
+  bool in_use, is_data;
+
+  *length = in_use_run (c, offset, count, &in_use);
+  if (!in_use) {
+    *flags = CHAIN_HOLE | CHAIN_ZERO;
+    return 0;
+  }
+  if (hostfile_allocation (&c->l->file, offset, *length, &is_data,
+                           length) == -1)
+    return -1;
+  *flags = is_data ? 0 : CHAIN_ZERO;
+  return 0;
+}
+
+/* ---- allocation statistics ---- */
+
+/* Add [OFFSET, OFFSET+LEN) of the file, used or not, split into host
+ * data and holes.  (A local file has no "discarded" state: a hole reads
+ * as zero, as qemu's file driver reports it.)
+ */
+static int
+add_host_range (struct container *c, uint64_t offset, uint64_t len,
+                bool used)
+{
+  struct container_stats *s = &c->stats;
+
+  while (len > 0) {
+    bool is_data;
+    uint64_t n;
+
+    if (hostfile_allocation (&c->l->file, offset, len, &is_data, &n) == -1)
+      return -1;
+    if (used) *(is_data ? &s->used_data : &s->used_zero) += n;
+    else      *(is_data ? &s->unused_data : &s->unused_zero) += n;
+    offset += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* Clusters past the end of the file with a refcount: walk only the
+ * refcount blocks that exist.
+ */
+static int
+count_overrun (struct container *c, uint64_t first_cluster)
+{
+  struct layer *l = c->l;
+  unsigned block_bits = l->header.cluster_bits + 3 - l->header.refcount_order;
+  uint64_t per_block = UINT64_C (1) << block_bits, i, k, rc;
+
+  for (i = first_cluster >> block_bits; i < l->reftable_entries; i++) {
+    if ((l->reftable[i] & REFT_OFFSET_MASK) == 0 ||
+        (l->reftable[i] & REFT_OFFSET_MASK) >= l->file.size)
+      continue;
+    for (k = i * per_block; k < (i + 1) * per_block; k++) {
+      if (k < first_cluster)
+        continue;
+      if (refcount_get (l, k, &rc) == -1)
+        return -1;
+      if (rc)
+        c->stats.used_overrun += l->header.cluster_size;
+    }
+  }
+  return 0;
+}
+
+static int
+measure (struct container *c)
+{
+  struct layer *l = c->l;
+  uint64_t cs = l->header.cluster_size, size = l->file.size;
+  uint64_t nclusters = (size + cs - 1) / cs, k, start = 0, rc;
+  bool run_used = false;
+
+  for (k = 0; k <= nclusters; k++) {
+    bool used = false;
+
+    if (k < nclusters) {
+      if (refcount_get (l, k, &rc) == -1)
+        return -1;
+      used = rc > 0;
+    }
+    if (k == nclusters || (k > 0 && used != run_used)) {
+      uint64_t end = k * cs < size ? k * cs : size;
+      if (end > start && add_host_range (c, start, end - start, run_used) == -1)
+        return -1;
+      start = end;
+    }
+    run_used = used;
+  }
+  /* The used last cluster may extend past the end of the file. */
+  if (nclusters > 0 && nclusters * cs > size) {
+    if (refcount_get (l, nclusters - 1, &rc) == -1)
+      return -1;
+    if (rc)
+      c->stats.used_overrun += nclusters * cs - size;
+  }
+  return count_overrun (c, nclusters);
+}
+
+/* ---- JSON ---- */
+
+static void
+json_string (FILE *fp, const char *s)
+{
+  if (s == NULL) {
+    fputs ("null", fp);
+    return;
+  }
+  fputc ('"', fp);
+  for (; *s; s++) {
+    unsigned char ch = *s;
+    if (ch == '"' || ch == '\\')
+      fprintf (fp, "\\%c", ch);
+    else if (ch < 0x20)
+      fprintf (fp, "\\u%04x", ch);
+    else
+      fputc (ch, fp);
+  }
+  fputc ('"', fp);
+}
+
+static void
+json_features (FILE *fp, uint64_t bits, const char *const *names,
+               size_t nnames)
+{
+  unsigned i;
+  int first = 1;
+
+  fputc ('[', fp);
+  for (i = 0; i < 64; i++) {
+    if (!(bits & (UINT64_C (1) << i)))
+      continue;
+    fprintf (fp, "%s", first ? "" : ", ");
+    if (i < nnames)
+      json_string (fp, names[i]);
+    else
+      fprintf (fp, "\"bit %u\"", i);
+    first = 0;
+  }
+  fputc (']', fp);
+}
+
+static void
+json_header (FILE *fp, const struct layer *l)
+{
+  static const char *const incompat[] = {
+    "dirty", "corrupt", "external-data-file", "compression-type",
+    "extended-l2",
+  };
+  static const char *const compat[] = { "lazy-refcounts" };
+  static const char *const autoclear[] = { "bitmaps", "data-file-raw" };
+  const struct qcow2_header *h = &l->header;
+
+  fprintf (fp, "  \"header\": {\n"
+           "    \"version\": %" PRIu32 ",\n"
+           "    \"cluster-size\": %" PRIu64 ",\n"
+           "    \"virtual-size\": %" PRIu64 ",\n"
+           "    \"refcount-bits\": %u,\n"
+           "    \"compression-type\": \"%s\",\n"
+           "    \"extended-l2\": %s,\n"
+           "    \"snapshots\": %" PRIu32 ",\n"
+           "    \"bitmaps\": %" PRIu32 ",\n",
+           h->version, h->cluster_size, h->size, 1U << h->refcount_order,
+           h->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib",
+           h->extended_l2 ? "true" : "false", h->nb_snapshots,
+           h->has_bitmaps_ext ? h->nb_bitmaps : 0);
+  fprintf (fp, "    \"incompatible-features\": ");
+  json_features (fp, h->incompatible_features, incompat, 5);
+  fprintf (fp, ",\n    \"compatible-features\": ");
+  json_features (fp, h->compatible_features, compat, 1);
+  fprintf (fp, ",\n    \"autoclear-features\": ");
+  json_features (fp, h->autoclear_features, autoclear, 2);
+  fprintf (fp, ",\n    \"backing-file\": ");
+  json_string (fp, h->backing_file);
+  fprintf (fp, ",\n    \"backing-format\": ");
+  json_string (fp, h->backing_format);
+  fprintf (fp, ",\n    \"data-file\": ");
+  json_string (fp, h->data_file);
+  fprintf (fp, "\n  },\n");
+}
+
+static void
+json_stats (FILE *fp, const struct container *c)
+{
+  const struct container_stats *s = &c->stats;
+
+  fprintf (fp, "  \"allocation\": {\n"
+           "    \"used-data\": %" PRIu64 ",\n"
+           "    \"used-zero\": %" PRIu64 ",\n"
+           "    \"used-discarded\": %" PRIu64 ",\n"
+           "    \"used-overrun\": %" PRIu64 ",\n"
+           "    \"unused-data\": %" PRIu64 ",\n"
+           "    \"unused-zero\": %" PRIu64 ",\n"
+           "    \"unused-discarded\": %" PRIu64 "\n  },\n",
+           s->used_data, s->used_zero, s->used_discarded, s->used_overrun,
+           s->unused_data, s->unused_zero, s->unused_discarded);
+}
+
+static void
+json_check (FILE *fp, const struct refcount_report *r)
+{
+  fprintf (fp, "  \"check\": {\n"
+           "    \"leaks\": %" PRIu64 ",\n"
+           "    \"corruptions\": %" PRIu64 ",\n"
+           "    \"allocated-clusters\": %" PRIu64 ",\n"
+           "    \"compressed-clusters\": %" PRIu64 ",\n"
+           "    \"total-clusters\": %" PRIu64 ",\n"
+           "    \"referenced-clusters\": %" PRIu64 ",\n"
+           "    \"image-end-offset\": %" PRIu64 "\n  },\n",
+           r->leaks, r->corruptions, r->allocated_clusters,
+           r->compressed_clusters, r->total_clusters,
+           r->referenced_clusters, r->image_end_offset);
+}
+
+/* The metadata map: every structure once, sorted by offset; data
+ * clusters merged into runs (a cluster shared by snapshots once).
+ */
+struct meta_list {
+  struct meta_ref *v;
+  size_t n, cap;
+};
+
+static int
+collect (void *opaque, const struct meta_ref *ref)
+{
+  struct meta_list *m = opaque;
+
+  if (m->n == m->cap) {
+    size_t cap = m->cap ? m->cap * 2 : 256;
+    struct meta_ref *v = realloc (m->v, cap * sizeof *v);
+    if (v == NULL)
+      return q2_error ("realloc: %m");
+    m->v = v;
+    m->cap = cap;
+  }
+  m->v[m->n++] = *ref;
+  return 0;
+}
+
+static bool
+is_data_kind (enum meta_kind k)
+{
+  return k == META_DATA || k == META_ZERO_ALLOC || k == META_COMPRESSED ||
+         k == META_BITMAP_DATA;
+}
+
+static int
+compare_refs (const void *a, const void *b)
+{
+  const struct meta_ref *x = a, *y = b;
+
+  if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+  if (x->kind != y->kind) return (int) x->kind - (int) y->kind;
+  return x->snapshot - y->snapshot;     /* active (-1) first */
+}
+
+static void
+json_metadata (FILE *fp, struct meta_list *m)
+{
+  size_t i = 0, out = 0;
+
+  qsort (m->v, m->n, sizeof *m->v, compare_refs);
+  fprintf (fp, "  \"metadata\": [");
+  while (i < m->n) {
+    struct meta_ref r = m->v[i++];
+
+    /* Same structure seen again (shared L2 table, shared cluster), or
+     * the next piece of a data run: fold it in.
+     */
+    while (i < m->n && m->v[i].kind == r.kind &&
+           (m->v[i].offset == r.offset ||
+            (is_data_kind (r.kind) && m->v[i].offset <= r.offset + r.length))) {
+      uint64_t end = m->v[i].offset + m->v[i].length;
+      if (end > r.offset + r.length)
+        r.length = end - r.offset;
+      i++;
+    }
+    fprintf (fp, "%s\n    { \"type\": \"%s\", \"offset\": %" PRIu64
+             ", \"length\": %" PRIu64, out++ ? "," : "",
+             meta_kind_name (r.kind), r.offset, r.length);
+    if (r.kind == META_HEADER_EXTENSION)
+      fprintf (fp, ", \"extension\": \"0x%08" PRIx32 "\"", r.type);
+    if ((r.kind == META_L1 || r.kind == META_L2) && r.snapshot >= 0)
+      fprintf (fp, ", \"snapshot\": %d", r.snapshot);
+    fprintf (fp, " }");
+  }
+  fprintf (fp, "\n  ]\n");
+}
+
+static int
+build_json (struct container *c)
+{
+  struct meta_list m = { 0 };
+  FILE *fp;
+  int r;
+
+  if (metadata_walk (c->l, collect, &m) == -1) {
+    free (m.v);
+    return -1;
+  }
+  fp = open_memstream (&c->json, &c->json_len);
+  if (fp == NULL) {
+    free (m.v);
+    return q2_error ("open_memstream: %m");
+  }
+  fprintf (fp, "{\n  \"file\": ");
+  json_string (fp, c->l->file.path);
+  fprintf (fp, ",\n  \"file-length\": %" PRIu64 ",\n", c->l->file.size);
+  json_header (fp, c->l);
+  json_stats (fp, c);
+  json_check (fp, &c->check);
+  json_metadata (fp, &m);
+  fprintf (fp, "}\n");
+  r = fclose (fp);
+  free (m.v);
+  return r == 0 ? 0 : q2_error ("open_memstream: %m");
+}
+
+struct container *
+container_open (struct layer *l)
+{
+  struct container *c = calloc (1, sizeof *c);
+
+  if (c == NULL) {
+    q2_error ("calloc: %m");
+    return NULL;
+  }
+  c->l = l;
+  if (l->format != LAYER_QCOW2) {
+    q2_error ("%s: a raw layer has no container view", l->file.path);
+    goto fail;
+  }
+  if (refcount_check (l, &c->check) == -1 || measure (c) == -1 ||
+      build_json (c) == -1)
+    goto fail;
+  return c;
+ fail:
+  container_close (c);
+  return NULL;
+}
+
+void
+container_close (struct container *c)
+{
+  if (c == NULL)
+    return;
+  refcount_report_free (&c->check);
+  free (c->json);
+  free (c);
+}

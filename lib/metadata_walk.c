@@ -1,0 +1,310 @@
+#include <config.h>
+
+#include <endian.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metadata_walk.h"
+#include "q2_error.h"
+
+#define REFT_OFFSET_MASK  0xfffffffffffffe00ULL
+#define BME_OFFSET_MASK   0x00fffffffffffe00ULL
+#define SNAPSHOT_HEADER   40
+#define BITMAP_ENTRY_HEAD 24
+#define MAX_EXTRA_DATA    1024           /* qemu's limits */
+#define MAX_BITMAP_DIR    (64 * 1024 * 1024)
+#define MAX_BITMAP_TABLE  (1024 * 1024 * 1024 / 8)
+
+struct walk {
+  struct layer *l;
+  meta_cb cb;
+  void *opaque;
+  uint8_t *buf;                 /* one cluster */
+};
+
+static uint16_t get16 (const uint8_t *p) { uint16_t v; memcpy (&v, p, 2); return be16toh (v); }
+static uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return be32toh (v); }
+static uint64_t get64 (const uint8_t *p) { uint64_t v; memcpy (&v, p, 8); return be64toh (v); }
+
+const char *
+meta_kind_name (enum meta_kind kind)
+{
+  static const char *names[] = {
+    "header", "header-extension", "backing-file-name", "l1-table",
+    "l2-table", "data", "zero-preallocated", "compressed",
+    "refcount-table", "refcount-block", "snapshot-table",
+    "bitmap-directory", "bitmap-table", "bitmap-data",
+  };
+  return names[kind];
+}
+
+static int
+emit (struct walk *w, enum meta_kind kind, uint64_t offset, uint64_t length,
+      int snapshot)
+{
+  struct meta_ref r = { kind, offset, length, snapshot, 0 };
+  return w->cb (w->opaque, &r);
+}
+
+/* ---- header ---- */
+
+static int
+walk_header (struct walk *w)
+{
+  const struct qcow2_header *h = &w->l->header;
+  uint64_t off = h->header_length;
+  uint64_t end = h->backing_file_offset ? h->backing_file_offset
+                                        : h->cluster_size;
+
+  if (emit (w, META_HEADER, 0, h->header_length, -1) == -1)
+    return -1;
+  /* Extensions were validated at open; re-read their heads. */
+  if (end > w->l->file.size)
+    end = w->l->file.size;
+  if (hostfile_pread (&w->l->file, w->buf, h->cluster_size, 0) == -1)
+    return -1;
+  while (off + 8 <= end) {
+    struct meta_ref r = { META_HEADER_EXTENSION, off, 8, -1, 0 };
+    uint32_t elen = get32 (w->buf + off + 4);
+
+    r.type = get32 (w->buf + off);
+    r.length = 8 + ((elen + 7) & ~7U);
+    if (r.type == QCOW2_EXT_END)
+      r.length = 8;
+    if (w->cb (w->opaque, &r) == -1)
+      return -1;
+    if (r.type == QCOW2_EXT_END)
+      break;
+    off += r.length;
+  }
+  if (h->backing_file_offset && h->backing_file_size &&
+      emit (w, META_BACKING_NAME, h->backing_file_offset,
+            h->backing_file_size, -1) == -1)
+    return -1;
+  return 0;
+}
+
+/* ---- L1 / L2 ---- */
+
+static int
+walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
+{
+  const struct qcow2_header *h = &w->l->header;
+  uint64_t n = h->cluster_size / h->l2_entry_size, i;
+
+  if (emit (w, META_L2, l2_offset, h->cluster_size, snapshot) == -1)
+    return -1;
+  if (hostfile_pread (&w->l->file, w->buf, h->cluster_size, l2_offset) == -1)
+    return -1;
+  for (i = 0; i < n; i++) {
+    const uint8_t *e = w->buf + i * h->l2_entry_size;
+    struct cluster_desc d;
+    int r = 0;
+
+    cluster_decode (&w->l->geom, get64 (e),
+                    h->extended_l2 ? get64 (e + 8) : 0, &d);
+    switch (d.type) {
+    case SC_COMPRESSED:
+      r = emit (w, META_COMPRESSED, d.host_offset, d.compressed_size,
+                snapshot);
+      break;
+    case SC_NORMAL:
+      if (w->l->data == &w->l->file)
+        r = emit (w, META_DATA, d.host_offset, h->cluster_size, snapshot);
+      break;
+    case SC_ZERO:
+      if (d.host_offset && w->l->data == &w->l->file)
+        r = emit (w, META_ZERO_ALLOC, d.host_offset, h->cluster_size,
+                  snapshot);
+      break;
+    default:
+      break;
+    }
+    if (r == -1)
+      return -1;
+  }
+  return 0;
+}
+
+/* An L1 table of L1_SIZE entries at OFFSET (TABLE: already in memory,
+ * host endian, or NULL to read it).
+ */
+static int
+walk_l1 (struct walk *w, uint64_t offset, uint32_t l1_size,
+         const uint64_t *table, int snapshot)
+{
+  uint64_t *t = NULL, i;
+  int r = 0;
+
+  if (l1_size == 0)
+    return 0;
+  if (emit (w, META_L1, offset, (uint64_t) l1_size * 8, snapshot) == -1)
+    return -1;
+  if (table == NULL) {
+    t = malloc ((uint64_t) l1_size * 8);
+    if (t == NULL)
+      return q2_error ("malloc: %m");
+    if (hostfile_pread (&w->l->file, t, (uint64_t) l1_size * 8, offset)
+        == -1) {
+      free (t);
+      return -1;
+    }
+    for (i = 0; i < l1_size; i++)
+      t[i] = be64toh (t[i]);
+    table = t;
+  }
+  for (i = 0; i < l1_size && r == 0; i++) {
+    uint64_t l2 = table[i] & L1E_OFFSET_MASK;
+    if (l2 != 0)
+      r = walk_l2 (w, l2, snapshot);
+  }
+  free (t);
+  return r;
+}
+
+/* ---- refcounts ---- */
+
+static int
+walk_refcounts (struct walk *w)
+{
+  const struct qcow2_header *h = &w->l->header;
+  uint64_t i;
+
+  if (emit (w, META_REFCOUNT_TABLE, h->refcount_table_offset,
+            (uint64_t) h->refcount_table_clusters * h->cluster_size, -1) == -1)
+    return -1;
+  for (i = 0; i < w->l->reftable_entries; i++) {
+    uint64_t off = w->l->reftable[i] & REFT_OFFSET_MASK;
+    if (off && emit (w, META_REFCOUNT_BLOCK, off, h->cluster_size, -1) == -1)
+      return -1;
+  }
+  return 0;
+}
+
+/* ---- snapshots ---- */
+
+static int
+walk_snapshots (struct walk *w)
+{
+  const struct qcow2_header *h = &w->l->header;
+  uint64_t off = h->snapshots_offset;
+  uint8_t e[SNAPSHOT_HEADER];
+  uint32_t i;
+
+  for (i = 0; i < h->nb_snapshots; i++) {
+    uint64_t l1_offset;
+    uint32_t l1_size, extra;
+
+    if (hostfile_pread (&w->l->file, e, sizeof e, off) == -1)
+      return -1;
+    l1_offset = get64 (e);
+    l1_size = get32 (e + 8);
+    extra = get32 (e + 36);
+    if (extra > MAX_EXTRA_DATA || (uint64_t) l1_size * 8 > QCOW2_MAX_L1_BYTES)
+      return q2_error ("%s: snapshot %" PRIu32 ": invalid table entry",
+                       w->l->file.path, i);
+    off += SNAPSHOT_HEADER + extra + get16 (e + 12) + get16 (e + 14);
+    off = (off + 7) & ~UINT64_C (7);
+    if (walk_l1 (w, l1_offset, l1_size, NULL, i) == -1)
+      return -1;
+  }
+  if (h->nb_snapshots &&
+      emit (w, META_SNAPSHOT_TABLE, h->snapshots_offset,
+            off - h->snapshots_offset, -1) == -1)
+    return -1;
+  return 0;
+}
+
+/* ---- bitmaps ---- */
+
+static int
+walk_bitmap_table (struct walk *w, uint64_t offset, uint32_t size)
+{
+  uint64_t *t, i;
+  int r = 0;
+
+  if (size > MAX_BITMAP_TABLE)
+    return q2_error ("%s: bitmap table at %#" PRIx64 " is too large",
+                     w->l->file.path, offset);
+  if (emit (w, META_BITMAP_TABLE, offset, (uint64_t) size * 8, -1) == -1)
+    return -1;
+  t = malloc (size ? (uint64_t) size * 8 : 1);
+  if (t == NULL)
+    return q2_error ("malloc: %m");
+  if (hostfile_pread (&w->l->file, t, (uint64_t) size * 8, offset) == -1) {
+    free (t);
+    return -1;
+  }
+  for (i = 0; i < size && r == 0; i++) {
+    uint64_t data = be64toh (t[i]) & BME_OFFSET_MASK;
+    if (data)
+      r = emit (w, META_BITMAP_DATA, data, w->l->header.cluster_size, -1);
+  }
+  free (t);
+  return r;
+}
+
+/* Bitmaps count only when the autoclear bit says the extension is
+ * valid: otherwise qemu ignores them, and so does qemu-img check.
+ */
+static int
+walk_bitmaps (struct walk *w)
+{
+  const struct qcow2_header *h = &w->l->header;
+  uint64_t size = h->bitmap_directory_size, off = 0;
+  uint8_t *dir;
+  uint32_t i;
+  int r = 0;
+
+  if (!h->has_bitmaps_ext || !(h->autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)
+      || h->nb_bitmaps == 0)
+    return 0;
+  if (size > MAX_BITMAP_DIR)
+    return q2_error ("%s: bitmap directory is too large", w->l->file.path);
+  if (emit (w, META_BITMAP_DIRECTORY, h->bitmap_directory_offset, size, -1)
+      == -1)
+    return -1;
+  dir = malloc (size ? size : 1);
+  if (dir == NULL)
+    return q2_error ("malloc: %m");
+  if (hostfile_pread (&w->l->file, dir, size, h->bitmap_directory_offset)
+      == -1) {
+    free (dir);
+    return -1;
+  }
+  for (i = 0; i < h->nb_bitmaps && r == 0; i++) {
+    const uint8_t *e = dir + off;
+
+    if (off + BITMAP_ENTRY_HEAD > size) {
+      r = q2_error ("%s: bitmap directory is truncated", w->l->file.path);
+      break;
+    }
+    r = walk_bitmap_table (w, get64 (e), get32 (e + 8));
+    off += BITMAP_ENTRY_HEAD + (uint64_t) get32 (e + 20) + get16 (e + 18);
+    off = (off + 7) & ~UINT64_C (7);
+  }
+  free (dir);
+  return r;
+}
+
+int
+metadata_walk (struct layer *l, meta_cb cb, void *opaque)
+{
+  struct walk w = { l, cb, opaque, malloc (l->header.cluster_size) };
+  int r;
+
+  if (w.buf == NULL)
+    return q2_error ("malloc: %m");
+  r = walk_header (&w);
+  if (r == 0)
+    r = walk_l1 (&w, l->header.l1_table_offset, l->header.l1_size, l->l1, -1);
+  if (r == 0)
+    r = walk_refcounts (&w);
+  if (r == 0)
+    r = walk_snapshots (&w);
+  if (r == 0)
+    r = walk_bitmaps (&w);
+  free (w.buf);
+  return r;
+}
