@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "q2_error.h"
 
@@ -14,11 +15,16 @@ int
 q2_error (const char *fmt, ...)
 {
   int saved_errno = errno ? errno : EIO;
+  char msg[sizeof last_error];
   va_list ap;
 
+  /* Format into a copy: callers may pass q2_last_error () as an
+   * argument to wrap the previous message with more context.
+   */
   va_start (ap, fmt);
-  vsnprintf (last_error, sizeof last_error, fmt, ap);
+  vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
+  memcpy (last_error, msg, sizeof msg);
   errno = saved_errno;
   return -1;
 }

@@ -107,9 +107,10 @@ warn_flags (void)
 
   for (i = 0; i < chain->n; i++) {
     const struct layer *l = chain->layers[i];
+    /* nbdkit has no warning call: like qemu, say it on stderr. */
     if (l->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT)
-      nbdkit_debug ("warning: %s is marked corrupt; serving it read-only",
-                    l->file.path);
+      fprintf (stderr, "nbdkit: qcow2map: warning: %s is marked corrupt; "
+               "serving it read-only\n", l->file.path);
   }
 }
 
