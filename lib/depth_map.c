@@ -1,12 +1,14 @@
 #include <config.h>
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "depth_map.h"
 #include "q2_error.h"
+#include "q2_parse.h"
+
+#define MAX_DEPTH 1000000
 
 static void
 print_extent (FILE *fp, uint64_t offset, uint64_t length, unsigned depth,
@@ -66,32 +68,15 @@ depth_map_json (struct chain *c, size_t *len)
   return s;
 }
 
-static int
-parse_uint (const char *s, const char **end, unsigned *v)
-{
-  unsigned long n;
-  char *e;
-
-  if (*s < '0' || *s > '9')
-    return -1;
-  errno = 0;
-  n = strtoul (s, &e, 10);
-  if (errno || n > 1000000)
-    return -1;
-  *v = n;
-  *end = e;
-  return 0;
-}
-
 int
 depth_range_parse (const char *s, unsigned *lo, unsigned *hi)
 {
   const char *p;
 
-  if (parse_uint (s, &p, lo) == -1)
+  if (q2_parse_uint (s, &p, MAX_DEPTH, lo) == -1)
     return -1;
   *hi = *lo;
-  if (*p == '-' && parse_uint (p + 1, &p, hi) == -1)
+  if (*p == '-' && q2_parse_uint (p + 1, &p, MAX_DEPTH, hi) == -1)
     return -1;
   if (*p != '\0' || *lo > *hi)
     return -1;

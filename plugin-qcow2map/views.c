@@ -1,28 +1,22 @@
 #include <config.h>
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "views.h"
+#include "q2_parse.h"
 
 /* Strict decimal layer number 1..n (no sign, no leading zero). */
 static int
 parse_layer_number (const struct chain *c, const char *s, const char **end,
                     size_t *layer)
 {
-  unsigned long n;
-  char *e;
+  unsigned n;
 
-  if (*s < '1' || *s > '9')
-    return -1;
-  errno = 0;
-  n = strtoul (s, &e, 10);
-  if (errno || n > c->n)
+  if (*s == '0' || q2_parse_uint (s, end, c->n, &n) == -1)
     return -1;
   *layer = n - 1;
-  *end = e;
   return 0;
 }
 
