@@ -26,6 +26,7 @@
 #define JSON_EXPORT "depth.json"
 #define VIEW_PREFIX "depth/"
 #define DEFAULT_L2_CACHE_SIZE (32 * 1024 * 1024)
+#define MAX_EXTENTS_PER_REQUEST 4096   /* bounded work per request */
 
 static char *filename;                   /* the plugin's file= */
 static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
@@ -399,7 +400,9 @@ static int
 range_extents (const struct handle *h, uint32_t count, uint64_t offset,
                uint32_t flags, struct nbdkit_extents *extents, int *err)
 {
-  while (count > 0) {
+  unsigned n;
+
+  for (n = 0; count > 0 && n < MAX_EXTENTS_PER_REQUEST; n++) {
     struct origin o;
     uint64_t length;
     uint32_t type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
