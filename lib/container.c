@@ -316,12 +316,35 @@ compare_refs (const void *a, const void *b)
   return x->snapshot - y->snapshot;     /* active (-1) first */
 }
 
+/* A host cluster that is data for a snapshot and a preallocated zero
+ * cluster for the active state is one cluster: keep it as data.  The
+ * sort puts the data reference first among those at the same offset.
+ */
+static void
+drop_zero_alloc_of_data (struct meta_list *m)
+{
+  size_t i, out = 0;
+  bool data_here = false;
+
+  for (i = 0; i < m->n; i++) {
+    if (i == 0 || m->v[i].offset != m->v[i - 1].offset)
+      data_here = false;
+    if (m->v[i].kind == META_DATA)
+      data_here = true;
+    else if (m->v[i].kind == META_ZERO_ALLOC && data_here)
+      continue;
+    m->v[out++] = m->v[i];
+  }
+  m->n = out;
+}
+
 static void
 json_metadata (FILE *fp, struct meta_list *m)
 {
   size_t i = 0, out = 0;
 
   qsort (m->v, m->n, sizeof *m->v, compare_refs);
+  drop_zero_alloc_of_data (m);
   fprintf (fp, "  \"metadata\": [");
   while (i < m->n) {
     struct meta_ref r = m->v[i++];

@@ -196,6 +196,10 @@ walk_snapshots (struct walk *w)
     uint64_t l1_offset;
     uint32_t l1_size, extra;
 
+    /* Entries start 8-aligned; the table ends after the last name,
+     * unpadded (qemu's snapshots_size).
+     */
+    off = (off + 7) & ~UINT64_C (7);
     if (hostfile_pread (&w->l->file, e, sizeof e, off) == -1)
       return -1;
     l1_offset = get64 (e);
@@ -205,7 +209,6 @@ walk_snapshots (struct walk *w)
       return q2_error ("%s: snapshot %" PRIu32 ": invalid table entry",
                        w->l->file.path, i);
     off += SNAPSHOT_HEADER + extra + get16 (e + 12) + get16 (e + 14);
-    off = (off + 7) & ~UINT64_C (7);
     if (walk_l1 (w, l1_offset, l1_size, NULL, i) == -1)
       return -1;
   }

@@ -1,10 +1,12 @@
 #include <config.h>
 
+#include <endian.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "refcount_check.h"
+#include "qcow2_cluster.h"
 #include "metadata_walk.h"
 #include "refcount.h"
 #include "q2_error.h"
@@ -102,6 +104,69 @@ check_refblocks (struct counter *c)
   }
 }
 
+/* Whether an active L2 entry is, in qemu's cluster-level terms, a
+ * normal or a preallocated zero cluster (the entries whose COPIED flag
+ * qemu checks), and its host cluster.
+ */
+static bool
+copied_flag_applies (const struct layer *l, uint64_t entry, uint64_t *host)
+{
+  bool data_file = l->data != &l->file;
+
+  *host = entry & L2E_OFFSET_MASK;
+  if (entry & QCOW_OFLAG_COMPRESSED)
+    return false;
+  if (!l->header.extended_l2 && (entry & QCOW_OFLAG_ZERO))
+    return *host != 0;
+  return *host != 0 || (data_file && (entry & QCOW_OFLAG_COPIED));
+}
+
+/* COPIED must be set exactly when the stored refcount is 1 (data in
+ * an external file counts as 1).  Unreadable refcounts are skipped.
+ */
+static void
+check_copied (struct counter *c, uint64_t entry, uint64_t cluster)
+{
+  uint64_t stored = 1;
+
+  if (c->l->data == &c->l->file &&
+      refcount_get (c->l, cluster, &stored) == -1)
+    return;
+  if ((stored == 1) != ((entry & QCOW_OFLAG_COPIED) != 0))
+    c->r->corruptions++;
+}
+
+/* qemu's check_oflag_copied, over the active L1 and L2 tables. */
+static int
+check_copied_flags (struct counter *c)
+{
+  struct layer *l = c->l;
+  const struct qcow2_header *h = &l->header;
+  uint64_t n = h->cluster_size / h->l2_entry_size, i, j, host, v;
+  uint8_t *table = malloc (h->cluster_size);
+
+  if (table == NULL)
+    return q2_error ("malloc: %m");
+  for (i = 0; i < h->l1_size; i++) {
+    uint64_t l2 = l->l1[i] & L1E_OFFSET_MASK, stored;
+
+    if (l2 == 0 || refcount_get (l, l2 >> h->cluster_bits, &stored) == -1)
+      continue;
+    if ((stored == 1) != ((l->l1[i] & QCOW_OFLAG_COPIED) != 0))
+      c->r->corruptions++;
+    if (hostfile_pread (&l->file, table, h->cluster_size, l2) == -1)
+      continue;
+    for (j = 0; j < n; j++) {
+      memcpy (&v, table + j * h->l2_entry_size, 8);
+      v = be64toh (v);
+      if (copied_flag_applies (l, v, &host))
+        check_copied (c, v, host >> h->cluster_bits);
+    }
+  }
+  free (table);
+  return 0;
+}
+
 /* qemu's compare_refcounts, and the in-use bitmap. */
 static int
 compare (struct counter *c)
@@ -152,7 +217,7 @@ refcount_check (struct layer *l, struct refcount_report *r)
   if (metadata_walk (l, count_ref, &c) == -1)
     goto out;
   check_refblocks (&c);
-  if (compare (&c) == -1)
+  if (compare (&c) == -1 || check_copied_flags (&c) == -1)
     goto out;
   ret = 0;
  out:
