@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "layer.h"
+#include "be.h"
 #include "compress.h"
 #include "filename.h"
 #include "refcount.h"
@@ -320,12 +321,11 @@ map_qcow2 (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
   pos = offset;
   for (i = 0; i < n && pos < end; i++) {
     const uint8_t *e = entries + i * esz;
-    uint64_t cluster_guest = pos & ~(cs - 1), v, bitmap = 0;
+    uint64_t cluster_guest = pos & ~(cs - 1);
     struct cluster_desc d;
 
-    memcpy (&v, e, 8);
-    if (esz == 16) { memcpy (&bitmap, e + 8, 8); bitmap = be64toh (bitmap); }
-    cluster_decode (&l->geom, be64toh (v), bitmap, &d);
+    cluster_decode (&l->geom, get_be64 (e), esz == 16 ? get_be64 (e + 8) : 0,
+                    &d);
     if (check_identity (l, &d, cluster_guest) == -1)
       return -1;
     while (pos < end && pos < cluster_guest + cs) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "metadata_walk.h"
+#include "be.h"
 #include "q2_error.h"
 
 #define REFT_OFFSET_MASK  0xfffffffffffffe00ULL
@@ -23,9 +24,6 @@ struct walk {
   uint8_t *buf;                 /* one cluster */
 };
 
-static uint16_t get16 (const uint8_t *p) { uint16_t v; memcpy (&v, p, 2); return be16toh (v); }
-static uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return be32toh (v); }
-static uint64_t get64 (const uint8_t *p) { uint64_t v; memcpy (&v, p, 8); return be64toh (v); }
 
 const char *
 meta_kind_name (enum meta_kind kind)
@@ -66,9 +64,9 @@ walk_header (struct walk *w)
     return -1;
   while (off + 8 <= end) {
     struct meta_ref r = { META_HEADER_EXTENSION, off, 8, -1, 0 };
-    uint32_t elen = get32 (w->buf + off + 4);
+    uint32_t elen = get_be32 (w->buf + off + 4);
 
-    r.type = get32 (w->buf + off);
+    r.type = get_be32 (w->buf + off);
     r.length = 8 + ((elen + 7) & ~7U);
     if (r.type == QCOW2_EXT_END)
       r.length = 8;
@@ -102,8 +100,8 @@ walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
     struct cluster_desc d;
     int r = 0;
 
-    cluster_decode (&w->l->geom, get64 (e),
-                    h->extended_l2 ? get64 (e + 8) : 0, &d);
+    cluster_decode (&w->l->geom, get_be64 (e),
+                    h->extended_l2 ? get_be64 (e + 8) : 0, &d);
     switch (d.type) {
     case SC_COMPRESSED:
       r = emit (w, META_COMPRESSED, d.host_offset, d.compressed_size,
@@ -202,13 +200,13 @@ walk_snapshots (struct walk *w)
     off = (off + 7) & ~UINT64_C (7);
     if (hostfile_pread (&w->l->file, e, sizeof e, off) == -1)
       return -1;
-    l1_offset = get64 (e);
-    l1_size = get32 (e + 8);
-    extra = get32 (e + 36);
+    l1_offset = get_be64 (e);
+    l1_size = get_be32 (e + 8);
+    extra = get_be32 (e + 36);
     if (extra > MAX_EXTRA_DATA || (uint64_t) l1_size * 8 > QCOW2_MAX_L1_BYTES)
       return q2_error ("%s: snapshot %" PRIu32 ": invalid table entry",
                        w->l->file.path, i);
-    off += SNAPSHOT_HEADER + extra + get16 (e + 12) + get16 (e + 14);
+    off += SNAPSHOT_HEADER + extra + get_be16 (e + 12) + get_be16 (e + 14);
     if (walk_l1 (w, l1_offset, l1_size, NULL, i) == -1)
       return -1;
   }
@@ -283,8 +281,8 @@ walk_bitmaps (struct walk *w)
       r = q2_error ("%s: bitmap directory is truncated", w->l->file.path);
       break;
     }
-    r = walk_bitmap_table (w, get64 (e), get32 (e + 8));
-    off += BITMAP_ENTRY_HEAD + (uint64_t) get32 (e + 20) + get16 (e + 18);
+    r = walk_bitmap_table (w, get_be64 (e), get_be32 (e + 8));
+    off += BITMAP_ENTRY_HEAD + (uint64_t) get_be32 (e + 20) + get_be16 (e + 18);
     off = (off + 7) & ~UINT64_C (7);
   }
   free (dir);

@@ -6,10 +6,9 @@
 #include <string.h>
 
 #include "qcow2_header.h"
+#include "be.h"
 #include "q2_error.h"
 
-static uint32_t get_be32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return be32toh (v); }
-static uint64_t get_be64 (const uint8_t *p) { uint64_t v; memcpy (&v, p, 8); return be64toh (v); }
 
 #define V2_HEADER_LENGTH 72
 #define V3_MIN_HEADER_LENGTH 104

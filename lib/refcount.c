@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "refcount.h"
+#include "be.h"
 #include "layer.h"
 #include "q2_error.h"
 
@@ -14,16 +15,14 @@
 uint64_t
 refcount_block_entry (const uint8_t *block, unsigned order, uint64_t index)
 {
-  uint16_t v16; uint32_t v32; uint64_t v64;
-
   switch (order) {
   case 0: return (block[index / 8] >> (index % 8)) & 0x1;
   case 1: return (block[index / 4] >> (2 * (index % 4))) & 0x3;
   case 2: return (block[index / 2] >> (4 * (index % 2))) & 0xf;
   case 3: return block[index];
-  case 4: memcpy (&v16, block + 2 * index, 2); return be16toh (v16);
-  case 5: memcpy (&v32, block + 4 * index, 4); return be32toh (v32);
-  default: memcpy (&v64, block + 8 * index, 8); return be64toh (v64);
+  case 4: return get_be16 (block + 2 * index);
+  case 5: return get_be32 (block + 4 * index);
+  default: return get_be64 (block + 8 * index);
   }
 }
 

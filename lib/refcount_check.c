@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "refcount_check.h"
+#include "be.h"
 #include "qcow2_cluster.h"
 #include "metadata_walk.h"
 #include "refcount.h"
@@ -157,8 +158,7 @@ check_copied_flags (struct counter *c)
     if (hostfile_pread (&l->file, table, h->cluster_size, l2) == -1)
       continue;
     for (j = 0; j < n; j++) {
-      memcpy (&v, table + j * h->l2_entry_size, 8);
-      v = be64toh (v);
+      v = get_be64 (table + j * h->l2_entry_size);
       if (copied_flag_applies (l, v, &host))
         check_copied (c, v, host >> h->cluster_bits);
     }
