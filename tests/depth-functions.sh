@@ -188,19 +188,7 @@ compare_files() {
     fi
 }
 
-# compare_bytes EXPECTED ACTUAL WHAT : cmp, fail with the first differences.
-compare_bytes() {
-    local exp=$1 act=$2 what=$3 es as
-    es=$(stat -c %s "$exp"); as=$(stat -c %s "$act")
-    [ "$es" = "$as" ] || fail "$what: $as bytes, expected $es"
-    if ! cmp "$exp" "$act" > /dev/null 2>&1; then
-        echo "$TESTNAME: bytes differ for $what (first differences, offsets from 0):" >&2
-        cmp -l "$exp" "$act" 2>/dev/null | head -n 10 |
-            awk '{ printf "    offset %d: expected %s got %s (octal)\n", $1 - 1, $2, $3 }' >&2 || true
-        echo "    differing bytes: $(cmp -l "$exp" "$act" 2>/dev/null | wc -l) of $es" >&2
-        fail "bytes of $what differ from the expected"
-    fi
-}
+# compare_bytes EXPECTED ACTUAL WHAT: see functions.sh.
 
 # --------------------------------------------------------- check_chain
 # check_chain IMG [RANGE...]

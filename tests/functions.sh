@@ -306,19 +306,25 @@ _compare_maps() {
     fi
 }
 
-# _compare_bytes IMG EXPECTED ACTUAL HOW
-_compare_bytes() {
-    local img=$1 exp=$2 act=$3 how=$4
-    local esize asize; esize=$(stat -c %s "$exp"); asize=$(stat -c %s "$act")
-    [ "$asize" = "$esize" ] || fail "$img: $how produced $asize bytes, expected $esize"
+# compare_bytes EXPECTED ACTUAL WHAT : sizes and bytes equal, or fail
+# showing the first differing offsets.
+compare_bytes() {
+    local exp=$1 act=$2 what=$3 esize asize
+    esize=$(stat -c %s "$exp"); asize=$(stat -c %s "$act")
+    [ "$asize" = "$esize" ] || fail "$what: $asize bytes, expected $esize"
     if ! cmp "$exp" "$act" > "$act.cmp" 2>&1; then
-        echo "$TESTNAME: guest bytes differ for $img (read with $how):" >&2
+        echo "$TESTNAME: bytes differ for $what:" >&2
         show_file "$act.cmp"
         cmp -l "$exp" "$act" 2>/dev/null | head -n 10 |
             awk '{ printf "    offset %d: expected %s got %s (octal)\n", $1 - 1, $2, $3 }' >&2 || true
         echo "    differing bytes: $(cmp -l "$exp" "$act" 2>/dev/null | wc -l) of $esize" >&2
-        fail "guest bytes of $img (read with $how) differ from qemu-img convert"
+        fail "bytes of $what differ from the expected"
     fi
+}
+
+# _compare_bytes IMG EXPECTED ACTUAL HOW : guest bytes against qemu-img convert.
+_compare_bytes() {
+    compare_bytes "$2" "$3" "guest bytes of $1 (read with $4; expected: qemu-img convert)"
 }
 
 # -------------------------------------------------------- check_image
