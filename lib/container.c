@@ -125,22 +125,20 @@ count_overrun (struct container *c, uint64_t first_cluster)
   return 0;
 }
 
+/* Stored refcounts of the clusters inside the file come from the
+ * check; only those past the end are read here.
+ */
 static int
 measure (struct container *c)
 {
   struct layer *l = c->l;
   uint64_t cs = l->header.cluster_size, size = l->file.size;
-  uint64_t nclusters = (size + cs - 1) / cs, k, start = 0, rc;
+  uint64_t nclusters = (size + cs - 1) / cs, k, start = 0;
   bool run_used = false;
 
   for (k = 0; k <= nclusters; k++) {
-    bool used = false;
+    bool used = k < nclusters && refcount_report_refcounted (&c->check, k);
 
-    if (k < nclusters) {
-      if (refcount_get (l, k, &rc) == -1)
-        return -1;
-      used = rc > 0;
-    }
     if (k == nclusters || (k > 0 && used != run_used)) {
       uint64_t end = k * cs < size ? k * cs : size;
       if (end > start && add_host_range (c, start, end - start, run_used) == -1)
@@ -150,12 +148,9 @@ measure (struct container *c)
     run_used = used;
   }
   /* The used last cluster may extend past the end of the file. */
-  if (nclusters > 0 && nclusters * cs > size) {
-    if (refcount_get (l, nclusters - 1, &rc) == -1)
-      return -1;
-    if (rc)
-      c->stats.used_overrun += nclusters * cs - size;
-  }
+  if (nclusters > 0 && nclusters * cs > size &&
+      refcount_report_refcounted (&c->check, nclusters - 1))
+    c->stats.used_overrun += nclusters * cs - size;
   return count_overrun (c, nclusters);
 }
 
@@ -373,31 +368,23 @@ json_metadata (FILE *fp, struct meta_list *m)
 }
 
 static int
-build_json (struct container *c)
+build_json (struct container *c, struct meta_list *m)
 {
-  struct meta_list m = { 0 };
   FILE *fp;
   int r;
 
-  if (metadata_walk (c->l, collect, &m) == -1) {
-    free (m.v);
-    return -1;
-  }
   fp = open_memstream (&c->json, &c->json_len);
-  if (fp == NULL) {
-    free (m.v);
+  if (fp == NULL)
     return q2_error ("open_memstream: %m");
-  }
   fprintf (fp, "{\n  \"file\": ");
   json_string (fp, c->l->file.path);
   fprintf (fp, ",\n  \"file-length\": %" PRIu64 ",\n", c->l->file.size);
   json_header (fp, c->l);
   json_stats (fp, c);
   json_check (fp, &c->check);
-  json_metadata (fp, &m);
+  json_metadata (fp, m);
   fprintf (fp, "}\n");
   r = fclose (fp);
-  free (m.v);
   return r == 0 ? 0 : q2_error ("open_memstream: %m");
 }
 
@@ -405,6 +392,7 @@ struct container *
 container_open (struct layer *l)
 {
   struct container *c = calloc (1, sizeof *c);
+  struct meta_list m = { 0 };
 
   if (c == NULL) {
     q2_error ("calloc: %m");
@@ -415,11 +403,16 @@ container_open (struct layer *l)
     q2_error ("%s: a raw layer has no container view", l->file.path);
     goto fail;
   }
-  if (refcount_check (l, &c->check) == -1 || measure (c) == -1 ||
-      build_json (c) == -1)
+  /* One metadata walk: the check counts the references and hands them
+   * on to collect () for the metadata map.
+   */
+  if (refcount_check (l, &c->check, collect, &m) == -1 || measure (c) == -1 ||
+      build_json (c, &m) == -1)
     goto fail;
+  free (m.v);
   return c;
  fail:
+  free (m.v);
   container_close (c);
   return NULL;
 }

@@ -8,7 +8,6 @@
 #include "refcount_check.h"
 #include "be.h"
 #include "qcow2_cluster.h"
-#include "metadata_walk.h"
 #include "refcount.h"
 #include "q2_error.h"
 
@@ -22,6 +21,8 @@ struct counter {
   uint64_t file_len;            /* as qemu sees it: whole 512-byte sectors */
   uint64_t max;                 /* largest storable refcount */
   uint32_t *refs;               /* file_clusters + 1 entries */
+  meta_cb observer;
+  void *observer_opaque;
 };
 
 /* qemu's qcow2_inc_refcounts_imrt: a region may overrun the end of the
@@ -56,6 +57,8 @@ count_ref (void *opaque, const struct meta_ref *ref)
   struct counter *c = opaque;
   uint64_t cs = c->l->header.cluster_size;
 
+  if (c->observer && c->observer (c->observer_opaque, ref) == -1)
+    return -1;
   switch (ref->kind) {
   case META_HEADER:
     count_region (c, 0, cs);
@@ -178,6 +181,8 @@ compare (struct counter *c)
   for (i = 0; i < r->file_clusters; i++) {
     if (refcount_get (c->l, i, &stored) == -1)
       return -1;
+    if (stored > 0)
+      r->refcounted[i / 8] |= 1 << (i % 8);
     if (stored > 0 || c->refs[i] > 0) {
       highest = i;
       r->in_use[i / 8] |= 1 << (i % 8);
@@ -193,10 +198,12 @@ compare (struct counter *c)
 }
 
 int
-refcount_check (struct layer *l, struct refcount_report *r)
+refcount_check (struct layer *l, struct refcount_report *r,
+                meta_cb observer, void *observer_opaque)
 {
   const struct qcow2_header *h = &l->header;
-  struct counter c = { .l = l, .r = r };
+  struct counter c = { .l = l, .r = r, .observer = observer,
+                       .observer_opaque = observer_opaque };
   int ret = -1;
 
   memset (r, 0, sizeof *r);
@@ -210,7 +217,8 @@ refcount_check (struct layer *l, struct refcount_report *r)
                      l->file.path, r->file_clusters);
   c.refs = calloc (r->file_clusters + 1, sizeof *c.refs);
   r->in_use = calloc (r->file_clusters / 8 + 1, 1);
-  if (c.refs == NULL || r->in_use == NULL) {
+  r->refcounted = calloc (r->file_clusters / 8 + 1, 1);
+  if (c.refs == NULL || r->in_use == NULL || r->refcounted == NULL) {
     q2_error ("calloc: %m");
     goto out;
   }
@@ -231,5 +239,6 @@ void
 refcount_report_free (struct refcount_report *r)
 {
   free (r->in_use);
-  r->in_use = NULL;
+  free (r->refcounted);
+  r->in_use = r->refcounted = NULL;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "layer.h"
+#include "metadata_walk.h"
 
 struct refcount_report {
   uint64_t file_clusters;       /* clusters covering the file */
@@ -22,19 +23,35 @@ struct refcount_report {
   uint64_t image_end_offset;    /* end of the last cluster in use */
   uint64_t referenced_clusters; /* clusters with a reference */
   uint8_t *in_use;              /* bitmap: refcount > 0 or referenced */
+  uint8_t *refcounted;          /* bitmap: stored refcount > 0 */
 };
 
 /* Run the check on qcow2 layer L (one thread; reads the whole metadata).
- * Returns 0, or -1 with q2_error set.
+ * Every reference the metadata walk finds is also passed to OBSERVER
+ * (if not NULL), so a caller needing the references too does not walk
+ * the metadata again.  Returns 0, or -1 with q2_error set.
  */
-int refcount_check (struct layer *l, struct refcount_report *r);
+int refcount_check (struct layer *l, struct refcount_report *r,
+                    meta_cb observer, void *observer_opaque);
 void refcount_report_free (struct refcount_report *r);
+
+static inline int
+refcount_bit (const uint8_t *bitmap, uint64_t cluster)
+{
+  return (bitmap[cluster / 8] >> (cluster % 8)) & 1;
+}
 
 static inline int
 refcount_report_in_use (const struct refcount_report *r, uint64_t cluster)
 {
-  return cluster < r->file_clusters &&
-         (r->in_use[cluster / 8] >> (cluster % 8)) & 1;
+  return cluster < r->file_clusters && refcount_bit (r->in_use, cluster);
+}
+
+/* Stored refcount > 0, for clusters inside the file. */
+static inline int
+refcount_report_refcounted (const struct refcount_report *r, uint64_t cluster)
+{
+  return cluster < r->file_clusters && refcount_bit (r->refcounted, cluster);
 }
 
 #endif
