@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Acceptance of L1 and L2 entries, exactly as qemu 7.2 (block/qcow2-cluster.c
 # qcow2_get_host_offset, count_contiguous_subclusters, qcow2.h
 # qcow2_get_cluster_type / qcow2_get_subcluster_type; block/qcow2.c
@@ -74,6 +75,7 @@ declare -A GOOD=([std]=0:4k:0xa1 [v2]=0:4k:0xa1 [ext]=0:16k:0xa1
 #   coff V                   the host offset of GUEST's compressed cluster
 #   cut_cluster -            truncate the file in the middle of GUEST's
 #                            data cluster
+#   cut_l2 BYTES             truncate the file BYTES into GUEST's L2 entry
 #   cut_data BYTES           truncate the external data file to BYTES
 poke() {
     local img=$1 action=$2 arg=$3 goff=$4 pos e x
@@ -90,6 +92,7 @@ poke() {
                 pos=$(host_offset_of "$img" "$goff")
                 [ -n "$pos" ] || hard_error "guest offset $goff of $img is not allocated"
                 truncate -s $(( pos + (1 << $(qcow2_cluster_bits "$img")) / 2 )) "$img" ;;
+        cut_l2) truncate -s $(( $(l2_entry_pos "$img" "$goff") + arg )) "$img" ;;
         cut_data) truncate -s "$arg" "${img%.qcow2}.data" ;;
         *) hard_error "unknown poke $action" ;;
     esac
@@ -202,6 +205,7 @@ l2-copied-unallocated       std   8k     l2_set       $COPIED                   
 l2-data-past-eof            std   4k     l2_set       $((COPIED | 1 << 40))     read
 l2-zero-alloc-past-eof      std   4k     l2_set       $((COPIED | 1 << 40 | 1)) read
 l2-data-cut-by-eof          std   6M     cut_cluster  -                         read
+l2-table-cut-by-eof         std   6M     cut_l2       4                         read
 l2-unaligned                std   4k     l2_or        512                       eio:4k:4k
 l2-zero-alloc-unaligned     std   4k     l2_or        513                       eio:4k:4k
 v2-zero-flag                v2    4k     l2_or        1                         eio:4k:4k

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The memory bound holds at every cluster size: the L2 cache keeps slices
 # of L2 tables (4 KiB, as qemu's default l2-cache-entry-size), never whole
 # tables, so l2-cache-size=1M means 1 MiB of cached metadata whether a
