@@ -195,6 +195,7 @@ cases="
 l1-reserved-bit57           std   6M     l1_or        $((1 << 57))              read
 l1-reserved-bit0            std   6M     l1_or        1                         read
 l1-l2-table-past-eof        std   6M     l1_set       $((COPIED | 1 << 30))     read
+l1-copied-no-table          std   6M     l1_set       $COPIED                   read
 l1-l2-table-unaligned       std   6M     l1_or        512                       eio:7M:4k
 l2-reserved-bit1            std   4k     l2_or        2                         read
 l2-reserved-bit8            std   4k     l2_or        256                       read
