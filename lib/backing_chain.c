@@ -121,8 +121,7 @@ chain_open (const char *path, uint64_t l2_cache_bytes)
     q2_error ("calloc: %m");
     return NULL;
   }
-  /* 2 MiB is the largest L2 table (cluster) of any layer. */
-  c->cache = l2_cache_new (l2_cache_bytes, 2 * 1024 * 1024);
+  c->cache = l2_cache_new (l2_cache_bytes);
   if (c->cache == NULL)
     goto fail;
   if (layer_probe_format (path, &format) == -1)

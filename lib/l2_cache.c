@@ -1,5 +1,6 @@
 #include <config.h>
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,10 @@
 
 struct slot {
   const void *owner;           /* NULL = empty */
-  uint64_t l2_offset;
+  uint64_t slice_offset;
   uint64_t last_use;
   size_t bytes;
-  unsigned char *table;        /* max_table_bytes, allocated on first use */
+  unsigned char *data;         /* L2_SLICE_BYTES in c->mem */
 };
 
 struct set {
@@ -25,80 +26,90 @@ struct set {
 
 struct l2_cache {
   size_t nsets;
-  size_t max_table_bytes;
+  unsigned char *mem;          /* nsets * WAYS slices; pages are touched
+                                  (enter RSS) only when a slot is used */
   uint64_t hits, misses;       /* approximate (updated without a lock) */
   struct set sets[];
 };
 
 struct l2_cache *
-l2_cache_new (uint64_t max_bytes, size_t max_table_bytes)
+l2_cache_new (uint64_t max_bytes)
 {
-  uint64_t slots = max_bytes / max_table_bytes;
-  size_t nsets = slots / WAYS;
+  uint64_t nsets = max_bytes / L2_SLICE_BYTES / WAYS;
   struct l2_cache *c;
-  size_t i;
+  size_t i, j;
 
   if (nsets < 1)
-    nsets = 1;                 /* always room for WAYS tables */
+    nsets = 1;                 /* always room for WAYS slices */
+  if (nsets > SIZE_MAX / WAYS / L2_SLICE_BYTES) {
+    q2_error ("L2 cache size %" PRIu64 " is too large", max_bytes);
+    return NULL;
+  }
   c = calloc (1, sizeof *c + nsets * sizeof (struct set));
   if (c == NULL) {
     q2_error ("calloc: %m");
     return NULL;
   }
   c->nsets = nsets;
-  c->max_table_bytes = max_table_bytes;
-  for (i = 0; i < nsets; i++)
+  c->mem = malloc (nsets * WAYS * L2_SLICE_BYTES);
+  if (c->mem == NULL) {
+    q2_error ("malloc: %m");
+    free (c);
+    return NULL;
+  }
+  for (i = 0; i < nsets; i++) {
     pthread_mutex_init (&c->sets[i].lock, NULL);
+    for (j = 0; j < WAYS; j++)
+      c->sets[i].slots[j].data = c->mem + (i * WAYS + j) * L2_SLICE_BYTES;
+  }
   return c;
 }
 
 void
 l2_cache_free (struct l2_cache *c)
 {
-  size_t i, j;
+  size_t i;
 
   if (c == NULL)
     return;
-  for (i = 0; i < c->nsets; i++) {
-    for (j = 0; j < WAYS; j++)
-      free (c->sets[i].slots[j].table);
+  for (i = 0; i < c->nsets; i++)
     pthread_mutex_destroy (&c->sets[i].lock);
-  }
+  free (c->mem);
   free (c);
 }
 
 static struct set *
-set_for (struct l2_cache *c, const void *owner, uint64_t l2_offset)
+set_for (struct l2_cache *c, const void *owner, uint64_t slice_offset)
 {
-  uint64_t h = (uint64_t) (uintptr_t) owner ^ (l2_offset >> 9);
+  uint64_t h = (uint64_t) (uintptr_t) owner ^ (slice_offset >> 9);
 
   h *= 0x9e3779b97f4a7c15ULL;  /* Fibonacci hashing spreads the bits */
   return &c->sets[(h >> 32) % c->nsets];
 }
 
 static struct slot *
-find (struct set *s, const void *owner, uint64_t l2_offset)
+find (struct set *s, const void *owner, uint64_t slice_offset)
 {
   size_t j;
 
   for (j = 0; j < WAYS; j++)
-    if (s->slots[j].owner == owner && s->slots[j].l2_offset == l2_offset)
+    if (s->slots[j].owner == owner && s->slots[j].slice_offset == slice_offset)
       return &s->slots[j];
   return NULL;
 }
 
 bool
-l2_cache_get (struct l2_cache *c, const void *owner, uint64_t l2_offset,
+l2_cache_get (struct l2_cache *c, const void *owner, uint64_t slice_offset,
               size_t start, size_t n, void *out)
 {
-  struct set *s = set_for (c, owner, l2_offset);
+  struct set *s = set_for (c, owner, slice_offset);
   struct slot *slot;
   bool hit = false;
 
   pthread_mutex_lock (&s->lock);
-  slot = find (s, owner, l2_offset);
+  slot = find (s, owner, slice_offset);
   if (slot && start + n <= slot->bytes) {
-    memcpy (out, slot->table + start, n);
+    memcpy (out, slot->data + start, n);
     slot->last_use = ++s->clock;
     hit = true;
   }
@@ -109,35 +120,28 @@ l2_cache_get (struct l2_cache *c, const void *owner, uint64_t l2_offset,
 }
 
 void
-l2_cache_put (struct l2_cache *c, const void *owner, uint64_t l2_offset,
-              const void *table, size_t table_bytes)
+l2_cache_put (struct l2_cache *c, const void *owner, uint64_t slice_offset,
+              const void *slice, size_t bytes)
 {
-  struct set *s = set_for (c, owner, l2_offset);
+  struct set *s = set_for (c, owner, slice_offset);
   struct slot *victim;
   size_t j;
 
-  if (table_bytes > c->max_table_bytes)
+  if (bytes > L2_SLICE_BYTES)
     return;
   pthread_mutex_lock (&s->lock);
-  victim = find (s, owner, l2_offset);    /* another thread was faster */
+  victim = find (s, owner, slice_offset);  /* another thread was faster */
   if (victim == NULL) {
     victim = &s->slots[0];
     for (j = 1; j < WAYS; j++)
       if (s->slots[j].last_use < victim->last_use)
         victim = &s->slots[j];
-    if (victim->table == NULL)
-      victim->table = malloc (c->max_table_bytes);
-    if (victim->table == NULL) {
-      victim->owner = NULL;
-      goto out;
-    }
-    memcpy (victim->table, table, table_bytes);
+    memcpy (victim->data, slice, bytes);
     victim->owner = owner;
-    victim->l2_offset = l2_offset;
-    victim->bytes = table_bytes;
+    victim->slice_offset = slice_offset;
+    victim->bytes = bytes;
   }
   victim->last_use = ++s->clock;
- out:
   pthread_mutex_unlock (&s->lock);
 }
 
@@ -148,4 +152,10 @@ l2_cache_stats (struct l2_cache *c, uint64_t *hits, uint64_t *misses,
   *hits = __atomic_load_n (&c->hits, __ATOMIC_RELAXED);
   *misses = __atomic_load_n (&c->misses, __ATOMIC_RELAXED);
   *slots = c->nsets * WAYS;
+}
+
+uint64_t
+l2_cache_capacity (const struct l2_cache *c)
+{
+  return (uint64_t) c->nsets * WAYS * L2_SLICE_BYTES;
 }

@@ -13,7 +13,6 @@
 #include "q2_error.h"
 
 #define MAX_HEADER_READ (2 * 1024 * 1024)  /* largest cluster */
-#define MAX_ENTRIES_PER_MAP 512            /* bounds the stack buffer */
 
 /* ---- opening ---- */
 
@@ -194,31 +193,61 @@ layer_close (struct layer *l)
   free (l);
 }
 
-/* ---- mapping ---- */
+/* ---- mapping ----
+ *
+ * What qemu 7.2 does with each L1 and L2 entry when it reads or maps
+ * (block/qcow2-cluster.c qcow2_get_host_offset and
+ * count_contiguous_subclusters, block/qcow2.c qcow2_co_preadv_part and
+ * qcow2_co_block_status), and so what we do:
+ *  - reserved bits of L1 and L2 entries, and bit 0 of an extended L2
+ *    entry, are ignored (see qcow2_cluster.h);
+ *  - an L2 table or a data cluster past the end of the file reads as
+ *    zeros, like any read past the end of a file: an L2 table there maps
+ *    nothing (the backing file shows through), a data cluster there
+ *    reads as zeros;
+ *  - the request fails (EIO; qemu also flags the image corrupt, which a
+ *    read-only opener does not write) for: an unaligned L2 table offset
+ *    (the whole range that table maps); an unaligned host cluster offset;
+ *    a zero flag in a version 2 image; an external data file cluster
+ *    whose host offset is not its guest offset; a compressed cluster in
+ *    an image with an external data file; an invalid subcluster bitmap.
+ * qemu's messages name the L2 table offset and index; so do ours.
+ */
 
-/* Fetch the L2 entries [FIRST, FIRST+N) of the table at L2_OFFSET
- * through the cache.
+/* Entries per slice of this layer's L2 tables: a table smaller than a
+ * cache slice is one slice.
+ */
+static uint64_t
+slice_entries (const struct layer *l)
+{
+  uint64_t bytes = l->header.cluster_size < L2_SLICE_BYTES ?
+                   l->header.cluster_size : L2_SLICE_BYTES;
+
+  return bytes / l->header.l2_entry_size;
+}
+
+/* Fetch the L2 entries [FIRST, FIRST+N) of the table at L2_OFFSET,
+ * which lie in one slice, through the cache: a miss reads that slice
+ * only, with one pread (bytes past the end of the file read as zeros,
+ * as in qemu).
  */
 static int
 fetch_l2_entries (struct layer *l, uint64_t l2_offset, uint64_t first,
                   uint64_t n, uint8_t *out)
 {
   size_t esz = l->header.l2_entry_size;
-  size_t table_bytes = l->header.cluster_size;
-  uint8_t *table;
+  uint64_t per_slice = slice_entries (l);
+  size_t slice_bytes = per_slice * esz;
+  uint64_t slice_offset = l2_offset + first / per_slice * slice_bytes;
+  size_t start = first % per_slice * esz;
+  uint8_t slice[L2_SLICE_BYTES];
 
-  if (l2_cache_get (l->cache, l, l2_offset, first * esz, n * esz, out))
+  if (l2_cache_get (l->cache, l, slice_offset, start, n * esz, out))
     return 0;
-  table = malloc (table_bytes);
-  if (table == NULL)
-    return q2_error ("malloc: %m");
-  if (hostfile_pread (&l->file, table, table_bytes, l2_offset) == -1) {
-    free (table);
+  if (hostfile_pread (&l->file, slice, slice_bytes, slice_offset) == -1)
     return -1;
-  }
-  l2_cache_put (l->cache, l, l2_offset, table, table_bytes);
-  memcpy (out, table + first * esz, n * esz);
-  free (table);
+  l2_cache_put (l->cache, l, slice_offset, slice, slice_bytes);
+  memcpy (out, slice + start, n * esz);
   return 0;
 }
 
@@ -232,25 +261,39 @@ lookup_l1 (struct layer *l, uint64_t offset, uint64_t *l2_offset)
   *l2_offset = 0;
   if (l1_index >= h->l1_size)
     return 0;
-  if (!l1_entry_decode (l->l1[l1_index], l2_offset))
-    return q2_error ("%s: guest offset %" PRIu64 ": reserved bits set in "
-                     "L1 entry %" PRIu64, l->file.path, offset, l1_index);
+  *l2_offset = l1_entry_l2_offset (l->l1[l1_index]);
   if (*l2_offset & (h->cluster_size - 1))
-    return q2_error ("%s: guest offset %" PRIu64 ": L2 table offset %#"
-                     PRIx64 " is not aligned to a cluster",
-                     l->file.path, offset, *l2_offset);
-  if (*l2_offset != 0 && *l2_offset >= l->file.size)
-    return q2_error ("%s: guest offset %" PRIu64 ": L2 table offset %#"
-                     PRIx64 " is past the end of the file",
-                     l->file.path, offset, *l2_offset);
+    return q2_error ("%s: guest offset %" PRIu64 ": L1 index %" PRIu64
+                     ": L2 table offset %#" PRIx64 " is not aligned to a "
+                     "cluster", l->file.path, offset, l1_index, *l2_offset);
   return 0;
+}
+
+/* Why qemu would fail a read of the cluster at guest offset
+ * CLUSTER_GUEST described by D, or NULL if it would not.
+ */
+static const char *
+cluster_problem (const struct layer *l, const struct cluster_desc *d,
+                 uint64_t cluster_guest)
+{
+  if (d->type == SC_INVALID)
+    return d->invalid_reason;
+  if (d->type == SC_ZERO && l->header.version < 3)
+    return "zero flag set in a version 2 image";
+  /* An external data file maps guest offsets 1:1: qemu checks it for
+   * every cluster that has a host offset, zero clusters included.
+   */
+  if (l->data == &l->data_file && d->host_offset != cluster_guest &&
+      (d->type == SC_NORMAL || (d->type == SC_ZERO && d->host_offset != 0)))
+    return "external data file host offset differs from the guest offset";
+  return NULL;
 }
 
 /* The run kind (and host offset of its first byte) of the unit (a
  * subcluster with extended L2, else a cluster) at GUEST, whose cluster
- * is described by D.
+ * is described by D (which has no problem).
  */
-static int
+static void
 unit_kind (struct layer *l, const struct cluster_desc *d, uint64_t guest,
            enum run_kind *kind, uint64_t *host)
 {
@@ -259,34 +302,12 @@ unit_kind (struct layer *l, const struct cluster_desc *d, uint64_t guest,
   unsigned sc = in_cluster / (cs / 32);
 
   switch (cluster_subcluster_type (&l->geom, d, sc)) {
-  case SC_UNALLOCATED:
-  case SC_UNALLOCATED_ALLOC: *kind = RUN_UNALLOCATED; return 0;
-  case SC_ZERO:              *kind = RUN_ZERO; return 0;
-  case SC_COMPRESSED:        *kind = RUN_COMPRESSED; *host = d->host_offset;
-                             return 0;
-  case SC_NORMAL:            *kind = RUN_DATA;
-                             *host = d->host_offset + in_cluster;
-                             return 0;
-  case SC_INVALID:
-  default:
-    return q2_error ("%s: guest offset %" PRIu64 ": %s", l->file.path,
-                     guest, d->invalid_reason);
+  case SC_ZERO:       *kind = RUN_ZERO; break;
+  case SC_COMPRESSED: *kind = RUN_COMPRESSED; *host = d->host_offset; break;
+  case SC_NORMAL:     *kind = RUN_DATA; *host = d->host_offset + in_cluster;
+                      break;
+  default:            *kind = RUN_UNALLOCATED; break;
   }
-}
-
-/* An external data file maps guest offsets 1:1 (qemu refuses anything
- * else).
- */
-static int
-check_identity (struct layer *l, const struct cluster_desc *d,
-                uint64_t cluster_guest)
-{
-  if (l->data == &l->data_file && d->type == SC_NORMAL &&
-      d->host_offset != cluster_guest)
-    return q2_error ("%s: guest offset %" PRIu64 ": external data file "
-                     "host offset %#" PRIx64 " differs from the guest offset",
-                     l->file.path, cluster_guest, d->host_offset);
-  return 0;
 }
 
 static int
@@ -295,26 +316,28 @@ map_qcow2 (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
   const struct qcow2_header *h = &l->header;
   uint64_t cs = h->cluster_size;
   uint64_t unit = h->extended_l2 ? cs / 32 : cs;
-  uint64_t table_span = UINT64_C (1) << (h->cluster_bits + h->l2_bits);
+  uint64_t per_slice = slice_entries (l);
+  uint64_t slice_span = per_slice << h->cluster_bits;
   uint64_t end = offset + len, l2_offset, first, n, i, pos;
-  uint8_t entries[MAX_ENTRIES_PER_MAP * 16];
+  uint8_t entries[L2_SLICE_BYTES];
   size_t esz = h->l2_entry_size;
 
-  /* Stay within one L2 table and a bounded number of entries. */
-  if ((offset | (table_span - 1)) + 1 < end)
-    end = (offset | (table_span - 1)) + 1;
+  /* Stay within one L2 table. */
   if (lookup_l1 (l, offset, &l2_offset) == -1)
     return -1;
   if (l2_offset == 0) {
+    uint64_t table_span = UINT64_C (1) << (h->cluster_bits + h->l2_bits);
+
+    if ((offset | (table_span - 1)) + 1 < end)
+      end = (offset | (table_span - 1)) + 1;
     *r = (struct run) { .kind = RUN_UNALLOCATED, .length = end - offset };
     return 0;
   }
+  /* ... and within one slice of it, as qemu does. */
+  if ((offset | (slice_span - 1)) + 1 < end)
+    end = (offset | (slice_span - 1)) + 1;
   first = (offset >> h->cluster_bits) & ((UINT64_C (1) << h->l2_bits) - 1);
   n = ((end - 1) >> h->cluster_bits) - (offset >> h->cluster_bits) + 1;
-  if (n > MAX_ENTRIES_PER_MAP) {
-    n = MAX_ENTRIES_PER_MAP;
-    end = ((offset >> h->cluster_bits) + n) << h->cluster_bits;
-  }
   if (fetch_l2_entries (l, l2_offset, first, n, entries) == -1)
     return -1;
 
@@ -323,24 +346,28 @@ map_qcow2 (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
     const uint8_t *e = entries + i * esz;
     uint64_t cluster_guest = pos & ~(cs - 1);
     struct cluster_desc d;
+    const char *why;
 
     cluster_decode (&l->geom, get_be64 (e), esz == 16 ? get_be64 (e + 8) : 0,
                     &d);
-    if (check_identity (l, &d, cluster_guest) == -1)
-      return -1;
+    why = cluster_problem (l, &d, cluster_guest);
+    if (why) {
+      if (pos == offset)
+        return q2_error ("%s: guest offset %" PRIu64 ": L2 table at %#"
+                         PRIx64 ", index %" PRIu64 " (entry %#" PRIx64 "): %s",
+                         l->file.path, offset, l2_offset, first + i,
+                         get_be64 (e), why);
+      break;                /* reported when the caller gets there */
+    }
     while (pos < end && pos < cluster_guest + cs) {
       uint64_t unit_end = (pos | (unit - 1)) + 1, host = 0;
-      enum run_kind kind = RUN_UNALLOCATED;
+      enum run_kind kind;
 
       if (d.type == SC_COMPRESSED)
         unit_end = cluster_guest + cs;
       if (unit_end > end)
         unit_end = end;
-      if (unit_kind (l, &d, pos, &kind, &host) == -1) {
-        if (pos == offset)
-          return -1;
-        goto done;          /* report the error when the caller gets here */
-      }
+      unit_kind (l, &d, pos, &kind, &host);
       if (pos == offset) {
         *r = (struct run) { .kind = kind, .host_offset = host,
                             .compressed_size = d.compressed_size };
@@ -372,17 +399,10 @@ layer_map (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
 static int
 read_data (struct layer *l, const struct run *r, uint64_t offset, void *buf)
 {
-  uint64_t cs = l->format == LAYER_QCOW2 ? l->header.cluster_size : 512;
-  uint64_t last_cluster = (r->host_offset + r->length - 1) & ~(cs - 1);
-
-  /* A partly written last cluster reads as zeros past EOF; a cluster
-   * that starts past EOF means the metadata is wrong.  Raw files are
-   * simply shorter than their rounded size.
+  /* Past the end of the file, zeros: a partly written last cluster,
+   * a raw file shorter than its rounded size, and also a data cluster
+   * wholly past the end, which qemu reads as zeros too.
    */
-  if (l->format == LAYER_QCOW2 && last_cluster >= l->data->size)
-    return q2_error ("%s: guest offset %" PRIu64 ": data cluster at host "
-                     "offset %#" PRIx64 " is past the end of %s",
-                     l->file.path, offset, last_cluster, l->data->path);
   if (hostfile_pread (l->data, buf, r->length, r->host_offset) == -1)
     return q2_error ("%s: guest offset %" PRIu64 ": %s",
                      l->file.path, offset, q2_last_error ());
@@ -397,6 +417,7 @@ read_compressed (struct layer *l, const struct run *r, uint64_t offset,
   uint8_t *in = NULL, *out = NULL;
   int ret = -1;
 
+  /* qemu reads zeros there, which never decompress: it fails too. */
   if (r->host_offset >= l->file.size) {
     q2_error ("%s: guest offset %" PRIu64 ": compressed cluster at host "
               "offset %#" PRIx64 " is past the end of the file",

@@ -2,11 +2,10 @@
 
 #include "qcow2_cluster.h"
 
-bool
-l1_entry_decode (uint64_t entry, uint64_t *l2_offset)
+uint64_t
+l1_entry_l2_offset (uint64_t entry)
 {
-  *l2_offset = entry & L1E_OFFSET_MASK;
-  return (entry & L1E_RESERVED_MASK) == 0;
+  return entry & L1E_OFFSET_MASK;
 }
 
 /* Compressed descriptor: the low x bits are the host byte offset, the
@@ -49,10 +48,9 @@ cluster_decode (const struct cluster_geometry *g, uint64_t entry,
                       "data file");
     return decode_compressed (g, entry, d);
   }
-  if (entry & L2E_RESERVED_MASK)
-    return invalid (d, "reserved bits set in L2 entry");
-  if (g->extended_l2 && (entry & QCOW_OFLAG_ZERO))
-    return invalid (d, "zero flag set in an extended L2 entry");
+  /* With extended L2 entries, bit 0 is reserved and qemu ignores it. */
+  if (g->extended_l2)
+    entry &= ~QCOW_OFLAG_ZERO;
 
   d->host_offset = entry & L2E_OFFSET_MASK;
   if (d->host_offset & cluster_mask)

@@ -10,10 +10,11 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/* Reserved bits of L1 and L2 entries are ignored, as qemu ignores
+ * them when it reads: the masks below are all that is used.
+ */
 #define L1E_OFFSET_MASK   0x00fffffffffffe00ULL
-#define L1E_RESERVED_MASK 0x7f000000000001ffULL
 #define L2E_OFFSET_MASK   0x00fffffffffffe00ULL
-#define L2E_RESERVED_MASK 0x3f000000000001feULL  /* standard descriptor */
 #define QCOW_OFLAG_COPIED     (1ULL << 63)
 #define QCOW_OFLAG_COMPRESSED (1ULL << 62)
 #define QCOW_OFLAG_ZERO       (1ULL << 0)
@@ -51,7 +52,13 @@ struct cluster_desc {
 };
 
 /* Decode an L2 entry (ENTRY = first 64 bits, BITMAP = second 64 bits or
- * 0 for standard L2 entries).
+ * 0 for standard L2 entries), as qemu 7.2 classifies it
+ * (qcow2_get_cluster_type, qcow2_get_subcluster_type): reserved bits are
+ * ignored, and so is the "all zeros" bit (bit 0) of an extended L2
+ * entry.  SC_INVALID: qemu fails the read (unaligned host offset; with
+ * extended L2, a subcluster both allocated and zero, or allocated in a
+ * cluster without host offset; a compressed cluster with an external
+ * data file).
  */
 void cluster_decode (const struct cluster_geometry *g, uint64_t entry,
                      uint64_t bitmap, struct cluster_desc *d);
@@ -63,9 +70,9 @@ enum subcluster_type cluster_subcluster_type (const struct cluster_geometry *g,
                                               const struct cluster_desc *d,
                                               unsigned sc);
 
-/* Decode an L1 entry: the L2 table offset (0 = no L2 table).  Returns
- * false if reserved bits are set.
+/* Decode an L1 entry: the L2 table offset (0 = no L2 table).  Reserved
+ * bits are ignored, as qemu does.
  */
-bool l1_entry_decode (uint64_t entry, uint64_t *l2_offset);
+uint64_t l1_entry_l2_offset (uint64_t entry);
 
 #endif

@@ -223,7 +223,8 @@ qcow2map_close (void *handle)
     size_t slots;
     l2_cache_stats (chain->cache, &hits, &misses, &slots);
     nbdkit_debug ("L2 cache: %" PRIu64 " hits, %" PRIu64 " misses, "
-                  "%zu slots", hits, misses, slots);
+                  "%zu slices of %d bytes", hits, misses, slots,
+                  L2_SLICE_BYTES);
   }
   free (handle);
 }

@@ -36,10 +36,15 @@ test_standard (void)
   cluster_decode (&g, 0x50200, 0, &d);
   CHECK (d.type == SC_INVALID, "unaligned host offset is invalid (%s)",
          d.invalid_reason);
+  /* qemu ignores reserved bits (1-8, 56-61). */
   cluster_decode (&g, 0x50000 | (1ULL << 3), 0, &d);
-  CHECK (d.type == SC_INVALID, "reserved bit 3 is invalid");
+  CHECK (d.type == SC_NORMAL && d.host_offset == 0x50000,
+         "reserved bit 3 is ignored");
   cluster_decode (&g, 0x50000 | (1ULL << 60), 0, &d);
-  CHECK (d.type == SC_INVALID, "reserved bit 60 is invalid");
+  CHECK (d.type == SC_NORMAL && d.host_offset == 0x50000,
+         "reserved bit 60 is ignored");
+  cluster_decode (&g, 1ULL << 1, 0, &d);
+  CHECK (d.type == SC_UNALLOCATED, "reserved bit 1 alone: unallocated");
 
   g.external_data_file = true;
   cluster_decode (&g, QCOW_OFLAG_COPIED, 0, &d);
@@ -96,19 +101,25 @@ test_extended (void)
          "host cluster is invalid");
   cluster_decode (&g, 0x60000, 0x0000000100000001ULL, &d);
   CHECK (d.type == SC_INVALID, "extended: allocated and zero is invalid");
-  cluster_decode (&g, 0x60000 | QCOW_OFLAG_ZERO, 0, &d);
-  CHECK (d.type == SC_INVALID, "extended: bit 0 is reserved");
+  cluster_decode (&g, 0x60000 | QCOW_OFLAG_ZERO, 0x1, &d);
+  CHECK (d.type == SC_NORMAL && d.host_offset == 0x60000 &&
+         cluster_subcluster_type (&g, &d, 0) == SC_NORMAL,
+         "extended: bit 0 (reserved) is ignored");
+  cluster_decode (&g, QCOW_OFLAG_ZERO, 0, &d);
+  CHECK (d.type == SC_UNALLOCATED &&
+         cluster_subcluster_type (&g, &d, 0) == SC_UNALLOCATED,
+         "extended: bit 0 alone is not a zero cluster");
 }
 
 static void
 test_l1 (void)
 {
-  uint64_t off;
-
-  CHECK (l1_entry_decode (QCOW_OFLAG_COPIED | 0x30000, &off) && off == 0x30000,
+  CHECK (l1_entry_l2_offset (QCOW_OFLAG_COPIED | 0x30000) == 0x30000,
          "L1 entry");
-  CHECK (!l1_entry_decode (0x30000 | 1, &off), "L1 reserved bit 0");
-  CHECK (!l1_entry_decode (0x30000 | (1ULL << 58), &off), "L1 reserved bit 58");
+  CHECK (l1_entry_l2_offset (0x30000 | 1) == 0x30000,
+         "L1 reserved bit 0 is ignored");
+  CHECK (l1_entry_l2_offset (0x30000 | (1ULL << 58)) == 0x30000,
+         "L1 reserved bit 58 is ignored");
 }
 
 static void
