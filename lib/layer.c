@@ -7,6 +7,7 @@
 
 #include "layer.h"
 #include "be.h"
+#include "bitmap_directory.h"
 #include "compress.h"
 #include "filename.h"
 #include "refcount.h"
@@ -138,7 +139,8 @@ open_qcow2 (struct layer *l)
   l->refblock_memo_offset = UINT64_MAX;
   if (open_data_file (l) == -1)
     return -1;
-  if (qcow2_snapshot_table_read (&l->snapshots, &l->file, h) == -1)
+  if (qcow2_snapshot_table_read (&l->snapshots, &l->file, h) == -1 ||
+      qcow2_bitmap_directory_check (&l->file, h) == -1)
     return -1;
   detect_metadata_preallocation (l);
   return 0;

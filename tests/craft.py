@@ -269,6 +269,76 @@ def data_file_raw_without_data_file(img):
     img.set("autoclear_features",
             img.get("autoclear_features") | AUTOCLEAR_DATA_FILE_RAW)
 
+# Bitmap directory (on an image with two bitmaps, b0 and b1, made by
+# qemu-img bitmap --add; qemu loads them when it opens the image).
+
+def _bitmaps_ext(img):
+    """(offset of the extension's data, nb, dir_size, dir_offset)"""
+    off, end = img.get("header_length"), img.cluster_size
+    while off + 8 <= end:
+        t, n = struct.unpack(">II", img.pread(off, 8))
+        if t == EXT_BITMAPS:
+            nb, _, size, doff = struct.unpack(">IIQQ", img.pread(off + 8, 24))
+            return off + 8, nb, size, doff
+        if t == 0:
+            break
+        off += 8 + (n + 7) // 8 * 8
+    raise SystemExit("no bitmaps extension")
+def _set_bitmaps_ext(img, nb=None, size=None, doff=None):
+    off, nb0, size0, doff0 = _bitmaps_ext(img)
+    img.pwrite(off, struct.pack(">IIQQ", nb0 if nb is None else nb, 0,
+                                size0 if size is None else size,
+                                doff0 if doff is None else doff))
+def _dir_entry(img, i):
+    """Offset of bitmap directory entry I."""
+    _, nb, size, doff = _bitmaps_ext(img)
+    off = doff
+    for _ in range(i):
+        name, extra = struct.unpack(">HI", img.pread(off + 18, 6))
+        off += (24 + name + extra + 7) // 8 * 8
+    return off
+def _poke_entry(img, i, rel, fmt, value):
+    img.pwrite(_dir_entry(img, i) + rel, struct.pack(fmt, value))
+def _table_of(img, i):
+    return struct.unpack(">QI", img.pread(_dir_entry(img, i), 12))
+
+def bitmap_dir_size_0(img): _set_bitmaps_ext(img, size=0)
+def bitmap_dir_past_eof(img): _set_bitmaps_ext(img, doff=img.end_cluster(8))
+def bitmap_dir_size_short(img):
+    _set_bitmaps_ext(img, size=_bitmaps_ext(img)[2] - 8)
+def bitmap_nb_more_than_entries(img): _set_bitmaps_ext(img, nb=3)
+def bitmap_nb_less_than_entries(img): _set_bitmaps_ext(img, nb=1)
+def bitmap_extra_data(img):
+    # entry 1 (the last) claims 8 bytes of extra data; the directory
+    # grows to keep it consistent
+    _poke_entry(img, 1, 20, ">I", 8)
+    _set_bitmaps_ext(img, size=_bitmaps_ext(img)[2] + 8)
+def bitmap_granularity_8(img): _poke_entry(img, 0, 17, ">B", 8)
+def bitmap_granularity_32(img): _poke_entry(img, 0, 17, ">B", 32)
+def bitmap_type_2(img): _poke_entry(img, 0, 16, ">B", 2)
+def bitmap_reserved_flag(img): _poke_entry(img, 0, 12, ">I", 2 | 4)
+def bitmap_table_unaligned(img):
+    _poke_entry(img, 0, 0, ">Q", _table_of(img, 0)[0] + 512)
+def bitmap_table_size_0(img): _poke_entry(img, 0, 8, ">I", 0)
+def bitmap_table_size_wrong(img):
+    _poke_entry(img, 0, 8, ">I", _table_of(img, 0)[1] + 1)
+def bitmap_table_entry_reserved(img):
+    img.pwrite(_table_of(img, 0)[0], struct.pack(">Q", 2))
+def bitmap_table_entry_unaligned(img):
+    img.pwrite(_table_of(img, 0)[0], struct.pack(">Q", 0x10200))
+def bitmap_table_entry_all_ones(img):
+    # offset 0 with the all-ones flag: a valid entry
+    img.pwrite(_table_of(img, 0)[0], struct.pack(">Q", 1))
+def bitmap_in_use_bad_table(img):
+    # a bitmap in use is not loaded: its table is not read
+    _poke_entry(img, 0, 12, ">I", 1 | 2)
+    img.pwrite(_table_of(img, 0)[0], struct.pack(">Q", 2))
+def bitmap_duplicate_name(img):
+    _poke_entry(img, 1, 24, ">2s", b"b0")
+def bitmap_duplicate_name_in_use(img):
+    _poke_entry(img, 1, 24, ">2s", b"b0")
+    _poke_entry(img, 1, 12, ">I", 1 | 2)
+
 # Snapshot table.
 
 def snapshots_unaligned_nb_0(img):

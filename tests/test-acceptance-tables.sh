@@ -46,3 +46,30 @@ acceptance_case snapshot-bad-l1                 t.qcow2    opens
 # A table of 64 MiB is the most qemu reads (a sparse file of that size).
 acceptance_case snapshots-size-under-limit      t.qcow2    opens
 acceptance_case snapshots-size-over-limit       t.qcow2    refuses  'nb_snapshots.*snapshot table is more than'
+
+# Bitmap directory: qemu loads the persistent bitmaps when it opens an image
+# (block/qcow2-bitmap.c, qcow2_load_dirty_bitmaps) and refuses the image if
+# one is malformed.  Template: two bitmaps, b0 (64k granularity) and b1.
+mkimg tb.qcow2 8M
+qemu-img bitmap --add tb.qcow2 b0
+qemu-img bitmap --add -g 128k tb.qcow2 b1
+qio tb.qcow2 'write -P 0x11 0 64k'
+acceptance_case bitmap-dir-size-0               tb.qcow2   refuses  'bitmap_directory_size'
+acceptance_case bitmap-dir-size-short           tb.qcow2   refuses  'bitmap_directory_size'
+acceptance_case bitmap-dir-past-eof             tb.qcow2   refuses  'bitmap directory entry.*bitmap_table_size'
+acceptance_case bitmap-nb-more-than-entries     tb.qcow2   refuses  'nb_bitmaps'
+acceptance_case bitmap-nb-less-than-entries     tb.qcow2   refuses  'nb_bitmaps'
+acceptance_case bitmap-extra-data               tb.qcow2   refuses  'extra_data_size'
+acceptance_case bitmap-granularity-8            tb.qcow2   refuses  'granularity_bits'
+acceptance_case bitmap-granularity-32           tb.qcow2   refuses  'granularity_bits'
+acceptance_case bitmap-type-2                   tb.qcow2   refuses  ': type: invalid'
+acceptance_case bitmap-reserved-flag            tb.qcow2   refuses  'flags'
+acceptance_case bitmap-table-unaligned          tb.qcow2   refuses  'bitmap_table_offset'
+acceptance_case bitmap-table-size-0             tb.qcow2   refuses  'bitmap_table_size'
+acceptance_case bitmap-table-size-wrong         tb.qcow2   refuses  'bitmap_table_size'
+acceptance_case bitmap-table-entry-reserved     tb.qcow2   refuses  'bitmap table entry 0'
+acceptance_case bitmap-table-entry-unaligned    tb.qcow2   refuses  'bitmap table entry 0'
+acceptance_case bitmap-table-entry-all-ones     tb.qcow2   opens
+acceptance_case bitmap-in-use-bad-table         tb.qcow2   opens
+acceptance_case bitmap-duplicate-name           tb.qcow2   refuses  'two bitmaps'
+acceptance_case bitmap-duplicate-name-in-use    tb.qcow2   opens
