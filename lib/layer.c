@@ -35,22 +35,26 @@ layer_probe_format (const char *path, enum layer_format *format)
 
 /* Read a table of N big-endian u64 at OFFSET into host endian.  The
  * header validation bounded N (by qemu's limits); as in qemu, the part
- * of a table past the end of the file reads as zeros.
+ * of a table past the end of the file reads as zeros.  That part is
+ * left untouched in calloc's zeroed memory, so a table claimed by a
+ * tiny file costs address space, not memory.
  */
 static uint64_t *
 read_table (struct layer *l, uint64_t offset, uint64_t n)
 {
-  uint64_t *t = malloc (n ? n * 8 : 1), i;
+  uint64_t *t = calloc (n ? n : 1, 8), bytes = 0, i;
 
   if (t == NULL) {
-    q2_error ("malloc: %m");
+    q2_error ("calloc: %m");
     return NULL;
   }
-  if (hostfile_pread (&l->file, t, n * 8, offset) == -1) {
+  if (offset < l->file.size)
+    bytes = l->file.size - offset < n * 8 ? l->file.size - offset : n * 8;
+  if (hostfile_pread (&l->file, t, bytes, offset) == -1) {
     free (t);
     return NULL;
   }
-  for (i = 0; i < n; i++)
+  for (i = 0; i < (bytes + 7) / 8; i++)
     t[i] = be64toh (t[i]);
   return t;
 }
