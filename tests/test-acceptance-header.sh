@@ -71,7 +71,7 @@ acceptance_case short-header-cluster            t.qcow2    opens
 
 # Short files once more under valgrind: no read past the end of a buffer
 # (a 72-byte file with a v3 magic was read past its heap buffer once).
-for c in short-50 short-72 short-100 short-104; do
+for c in short-72 short-100 short-104; do
     cp t.qcow2 "$c.qcow2"
     python3 "$top_srcdir/tests/craft.py" "$c" "$c.qcow2"
     rc=0
