@@ -83,7 +83,8 @@ struct qcow2_header {
   char *data_file;
   bool has_crypto_ext;
   uint64_t crypto_offset, crypto_length;
-  bool has_bitmaps_ext;
+  bool has_bitmaps_ext;          /* valid and in effect: qemu ignores the
+                                    extension without the autoclear bit */
   uint32_t nb_bitmaps;
   uint64_t bitmap_directory_size, bitmap_directory_offset;
   uint64_t extensions_end;       /* offset after the end-of-extensions mark */
