@@ -94,6 +94,12 @@ check_table (const struct hostfile *f, const struct qcow2_header *h,
 
   if (t == NULL)
     return q2_error ("malloc: %m");
+  if (!hostfile_offset_ok (e->table_offset, (uint64_t) e->table_size * 8)) {
+    free (t);
+    return q2_error ("%s: bitmap '%s': bitmap_table_offset: %#" PRIx64
+                     " is past the largest offset qemu reads", f->path,
+                     e->name, e->table_offset);
+  }
   for (i = 0; i < e->table_size && r == 0; i += chunk) {
     uint64_t j, n = e->table_size - i < chunk ? e->table_size - i : chunk;
 
@@ -215,6 +221,10 @@ qcow2_bitmap_directory_check (const struct hostfile *f,
   if (size == 0)
     return q2_error ("%s: bitmaps extension: bitmap_directory_size: 0",
                      f->path);
+  if (!hostfile_offset_ok (h->bitmap_directory_offset, size))
+    return q2_error ("%s: bitmaps extension: bitmap_directory_offset: %#"
+                     PRIx64 " is past the largest offset qemu reads",
+                     f->path, h->bitmap_directory_offset);
   /* nb_bitmaps <= 65535 (header check): at most 64 MiB of entries. */
   e = calloc (h->nb_bitmaps, sizeof *e);
   if (e == NULL)

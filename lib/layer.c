@@ -50,7 +50,7 @@ read_table (struct layer *l, uint64_t offset, uint64_t n)
   }
   if (offset < l->file.size)
     bytes = l->file.size - offset < n * 8 ? l->file.size - offset : n * 8;
-  if (hostfile_pread (&l->file, t, bytes, offset) == -1) {
+  if (bytes > 0 && hostfile_pread (&l->file, t, bytes, offset) == -1) {
     free (t);
     return NULL;
   }

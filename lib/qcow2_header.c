@@ -63,6 +63,21 @@ check_table (const struct qcow2_header *h, const char *name,
   return 0;
 }
 
+/* qemu then reads the table (if not empty): past HOSTFILE_MAX_OFFSET
+ * that fails.  (The snapshot table's entries are checked as they are
+ * read.)
+ */
+static int
+check_table_readable (const char *name, const char *offset_field,
+                      uint64_t offset, uint64_t bytes)
+{
+  if (bytes > 0 && !hostfile_offset_ok (offset, bytes))
+    return q2_error ("%s: %s: %#" PRIx64 " (+%" PRIu64 " bytes) is past "
+                     "the largest offset qemu reads (%#" PRIx64 ")", name,
+                     offset_field, offset, bytes, HOSTFILE_MAX_OFFSET);
+  return 0;
+}
+
 /* Read LEN bytes at OFFSET into a new NUL-terminated string (the file
  * may hold NULs: the string then ends at the first, as in qemu).
  */
@@ -226,6 +241,14 @@ check_tables (struct qcow2_header *h, const char *name)
   if (h->l1_size < l1_needed)
     return q2_error ("%s: l1_size: %" PRIu32 " entries cannot cover the "
                      "virtual size %" PRIu64, name, h->l1_size, h->size);
+  /* qemu reads the L1 table, then the refcount table. */
+  if (check_table_readable (name, "l1_table_offset", h->l1_table_offset,
+                            (uint64_t) h->l1_size * 8) == -1 ||
+      check_table_readable (name, "refcount_table_offset",
+                            h->refcount_table_offset,
+                            (uint64_t) h->refcount_table_clusters *
+                            h->cluster_size) == -1)
+    return -1;
   return 0;
 }
 

@@ -29,6 +29,14 @@ dup_string (const char *buf, size_t len)
   return s;
 }
 
+static int
+past_max (const struct hostfile *f, uint32_t i, uint64_t offset)
+{
+  return q2_error ("%s: snapshot table entry %" PRIu32 ": at %#" PRIx64
+                   ", runs past the largest offset qemu reads (%#" PRIx64
+                   ")", f->path, i, offset, HOSTFILE_MAX_OFFSET);
+}
+
 /* Decode the entry at *OFFSET (8-aligned) into S and move *OFFSET past
  * its last name byte.  NAMES is a scratch buffer of MAX_NAMES bytes.
  */
@@ -40,6 +48,8 @@ read_entry (struct qcow2_snapshot *s, uint32_t i, const struct hostfile *f,
   uint16_t id_size, name_size;
 
   s->entry_offset = *offset;
+  if (!hostfile_offset_ok (*offset, sizeof e))
+    return past_max (f, i, *offset);
   if (hostfile_pread (f, e, sizeof e, *offset) == -1)
     return -1;
   s->l1_table_offset = get_be64 (e);
@@ -57,6 +67,12 @@ read_entry (struct qcow2_snapshot *s, uint32_t i, const struct hostfile *f,
                      f->path, i, s->extra_data_size,
                      QCOW2_MAX_SNAPSHOT_EXTRA_DATA);
   *offset += sizeof e;
+  /* qemu's later reads of the entry (extra data, id, name) must end by
+   * HOSTFILE_MAX_OFFSET too.
+   */
+  if (!hostfile_offset_ok (s->entry_offset, sizeof e + s->extra_data_size +
+                           id_size + name_size))
+    return past_max (f, i, s->entry_offset);
 
   if (hostfile_pread (f, extra, s->extra_data_size < sizeof extra ?
                       s->extra_data_size : sizeof extra, *offset) == -1)

@@ -171,6 +171,9 @@ def reftable_unaligned(img):
     img.set("refcount_table_offset", img.get("refcount_table_offset") + 512)
 def reftable_offset_huge(img):
     img.set("refcount_table_offset", 1 << 63)
+QEMU_MAX_OFFSET = (1 << 63) - (1 << 30)   # qemu's block layer reads no further
+def reftable_past_qemu_max(img):
+    img.set("refcount_table_offset", QEMU_MAX_OFFSET)
 def reftable_past_eof(img):
     # a copy of the table past the end of the file, read as zeros there
     img.set("refcount_table_offset", img.end_cluster(16))
@@ -185,6 +188,12 @@ def l1_unaligned_size_0(img):
 def l1_offset_huge(img): img.set("l1_table_offset", 1 << 63)
 def l1_too_small(img): img.set("l1_size", img.get("l1_size") - 1)
 def l1_too_large(img): img.set("l1_size", 32 * 1024 * 1024 // 8 + 1)
+def l1_past_qemu_max(img): img.set("l1_table_offset", QEMU_MAX_OFFSET)
+def l1_past_qemu_max_size_0(img):
+    # an empty table is not read
+    img.set("size", 0)
+    img.set("l1_size", 0)
+    img.set("l1_table_offset", (1 << 63) - (1 << 16))
 def l1_past_eof(img): img.set("l1_table_offset", img.end_cluster(16))
 def l1_partly_past_eof(img):
     # a copy of the table in the file's last cluster, declared two
@@ -319,6 +328,9 @@ def bitmap_type_2(img): _poke_entry(img, 0, 16, ">B", 2)
 def bitmap_reserved_flag(img): _poke_entry(img, 0, 12, ">I", 2 | 4)
 def bitmap_table_unaligned(img):
     _poke_entry(img, 0, 0, ">Q", _table_of(img, 0)[0] + 512)
+def bitmap_table_past_qemu_max(img):
+    _poke_entry(img, 0, 0, ">Q", _table_of(img, 0)[0] | 1 << 63)
+def bitmap_dir_past_qemu_max(img): _set_bitmaps_ext(img, doff=QEMU_MAX_OFFSET)
 def bitmap_table_size_0(img): _poke_entry(img, 0, 8, ">I", 0)
 def bitmap_table_size_wrong(img):
     _poke_entry(img, 0, 8, ">I", _table_of(img, 0)[1] + 1)
@@ -350,6 +362,12 @@ def snapshots_huge_nb_0(img):
 def snapshots_past_eof_nb_0(img):
     img.set("nb_snapshots", 0)
     img.set("snapshots_offset", img.end_cluster(1000))
+def snapshots_past_qemu_max_nb_0(img):
+    img.set("nb_snapshots", 0)
+    img.set("snapshots_offset", (1 << 63) - (1 << 16))
+def snapshots_past_qemu_max(img):
+    img.set("nb_snapshots", 1)
+    img.set("snapshots_offset", QEMU_MAX_OFFSET)
 def snapshots_unaligned(img):
     img.set("nb_snapshots", 1)
     img.set("snapshots_offset", 4100)

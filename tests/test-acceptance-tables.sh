@@ -20,6 +20,8 @@ acceptance_case reftable-too-large              t.qcow2    refuses  'refcount_ta
 acceptance_case reftable-unaligned              t.qcow2    refuses  'refcount_table_offset'
 acceptance_case reftable-offset-huge            t.qcow2    refuses  'refcount_table_offset'
 acceptance_case reftable-past-eof               t.qcow2    opens
+# qemu's block layer reads nothing past 2^63 - 2^30, not even zeros.
+acceptance_case reftable-past-qemu-max          t.qcow2    refuses  'refcount_table_offset.*largest offset'
 acceptance_case reftable-max-size-past-eof      t.qcow2    opens
 # Active L1 table (header fields).
 acceptance_case l1-unaligned                    t.qcow2    refuses  'l1_table_offset'
@@ -29,11 +31,15 @@ acceptance_case l1-too-small                    t.qcow2    refuses  'l1_size'
 acceptance_case l1-too-large                    t.qcow2    refuses  'l1_size'
 acceptance_case size-huge                       t.qcow2    refuses  'l1_size'
 acceptance_case l1-past-eof                     t.qcow2    opens
+acceptance_case l1-past-qemu-max                t.qcow2    refuses  'l1_table_offset.*largest offset'
+acceptance_case l1-past-qemu-max-size-0         t.qcow2    opens
 acceptance_case l1-partly-past-eof              t.qcow2    opens
 # Snapshot table: the offset is checked even without snapshots.
 acceptance_case snapshots-unaligned-nb-0        t.qcow2    refuses  'snapshots_offset'
 acceptance_case snapshots-huge-nb-0             t.qcow2    refuses  'snapshots_offset'
 acceptance_case snapshots-past-eof-nb-0         t.qcow2    opens
+acceptance_case snapshots-past-qemu-max-nb-0    t.qcow2    opens
+acceptance_case snapshots-past-qemu-max         t.qcow2    refuses  'snapshot table entry 0.*largest offset'
 acceptance_case snapshots-unaligned             t.qcow2    refuses  'snapshots_offset'
 acceptance_case snapshots-too-many              t.qcow2    refuses  'nb_snapshots'
 acceptance_case snapshots-past-eof              t.qcow2    opens
@@ -65,6 +71,8 @@ acceptance_case bitmap-granularity-32           tb.qcow2   refuses  'granularity
 acceptance_case bitmap-type-2                   tb.qcow2   refuses  ': type: invalid'
 acceptance_case bitmap-reserved-flag            tb.qcow2   refuses  'flags'
 acceptance_case bitmap-table-unaligned          tb.qcow2   refuses  'bitmap_table_offset'
+acceptance_case bitmap-dir-past-qemu-max        tb.qcow2   refuses  'bitmap_directory_offset.*largest offset'
+acceptance_case bitmap-table-past-qemu-max      tb.qcow2   refuses  'bitmap_table_offset.*largest offset'
 acceptance_case bitmap-table-size-0             tb.qcow2   refuses  'bitmap_table_size'
 acceptance_case bitmap-table-size-wrong         tb.qcow2   refuses  'bitmap_table_size'
 acceptance_case bitmap-table-entry-reserved     tb.qcow2   refuses  'bitmap table entry 0'
