@@ -51,6 +51,10 @@ hostfile_pread (const struct hostfile *f, void *buf, size_t count,
 {
   char *p = buf;
 
+  if (!hostfile_offset_ok (offset, count))
+    return q2_error ("%s: read at host offset %#" PRIx64 " (%zu bytes): past "
+                     "the largest offset qemu reads (%#" PRIx64 ")", f->path,
+                     offset, count, HOSTFILE_MAX_OFFSET);
   while (count > 0) {
     ssize_t r;
 

@@ -19,9 +19,23 @@ struct hostfile {
 int hostfile_open (struct hostfile *f, const char *path);
 void hostfile_close (struct hostfile *f);
 
+/* qemu's block layer fails every request (even of 0 bytes) that does
+ * not end by this offset (BDRV_MAX_LENGTH: 2^63 - 2^30), though past
+ * the end of the file it would read zeros.  A table a header places
+ * there makes qemu's open fail.
+ */
+#define HOSTFILE_MAX_OFFSET (INT64_MAX & ~((UINT64_C (1) << 30) - 1))
+
+static inline bool
+hostfile_offset_ok (uint64_t offset, uint64_t count)
+{
+  return offset <= HOSTFILE_MAX_OFFSET && count <= HOSTFILE_MAX_OFFSET - offset;
+}
+
 /* Read exactly COUNT bytes at OFFSET.  Bytes past the end of the file
  * read as zeros (the last cluster of an image is often only partly
- * written, and qemu reads the rest as zeros).
+ * written, and qemu reads the rest as zeros).  A range not ending by
+ * HOSTFILE_MAX_OFFSET is an error, as in qemu.
  */
 int hostfile_pread (const struct hostfile *f, void *buf, size_t count,
                     uint64_t offset);

@@ -7,12 +7,12 @@
 
 #include "layer.h"
 #include "be.h"
+#include "bitmap_directory.h"
 #include "compress.h"
 #include "filename.h"
 #include "refcount.h"
 #include "q2_error.h"
 
-#define MAX_HEADER_READ (2 * 1024 * 1024)  /* largest cluster */
 
 /* ---- opening ---- */
 
@@ -32,41 +32,30 @@ layer_probe_format (const char *path, enum layer_format *format)
   return r;
 }
 
-/* Read a table of N big-endian u64 at OFFSET (already checked to fit
- * in the file by the header validation) into host endian.
+/* Read a table of N big-endian u64 at OFFSET into host endian.  The
+ * header validation bounded N (by qemu's limits); as in qemu, the part
+ * of a table past the end of the file reads as zeros.  That part is
+ * left untouched in calloc's zeroed memory, so a table claimed by a
+ * tiny file costs address space, not memory.
  */
 static uint64_t *
 read_table (struct layer *l, uint64_t offset, uint64_t n)
 {
-  uint64_t *t = malloc (n ? n * 8 : 1), i;
+  uint64_t *t = calloc (n ? n : 1, 8), bytes = 0, i;
 
   if (t == NULL) {
-    q2_error ("malloc: %m");
+    q2_error ("calloc: %m");
     return NULL;
   }
-  if (hostfile_pread (&l->file, t, n * 8, offset) == -1) {
+  if (offset < l->file.size)
+    bytes = l->file.size - offset < n * 8 ? l->file.size - offset : n * 8;
+  if (bytes > 0 && hostfile_pread (&l->file, t, bytes, offset) == -1) {
     free (t);
     return NULL;
   }
-  for (i = 0; i < n; i++)
+  for (i = 0; i < (bytes + 7) / 8; i++)
     t[i] = be64toh (t[i]);
   return t;
-}
-
-static int
-read_header (struct layer *l)
-{
-  size_t len = l->file.size < MAX_HEADER_READ ? l->file.size : MAX_HEADER_READ;
-  uint8_t *buf = malloc (len ? len : 1);
-  int r;
-
-  if (buf == NULL)
-    return q2_error ("malloc: %m");
-  r = hostfile_pread (&l->file, buf, len, 0);
-  if (r == 0)
-    r = qcow2_header_parse (&l->header, buf, len, l->file.size, l->file.path);
-  free (buf);
-  return r;
 }
 
 static int
@@ -124,7 +113,12 @@ open_qcow2 (struct layer *l)
 {
   struct qcow2_header *h = &l->header;
 
-  if (read_header (l) == -1)
+  /* Only what qemu reads at open: the header and its extensions, the
+   * tables, the snapshot table.  Reading more could bring unwritten
+   * (preallocated) extents into the page cache, which changes what
+   * SEEK_DATA says about them on ext4, and so our map.
+   */
+  if (qcow2_header_read (h, &l->file) == -1)
     return -1;
   if (h->compression_type == QCOW2_COMPRESSION_ZSTD && !compress_have_zstd ())
     return q2_error ("%s: compression_type: zstd is not supported by this "
@@ -147,6 +141,9 @@ open_qcow2 (struct layer *l)
     return q2_error ("malloc: %m");
   l->refblock_memo_offset = UINT64_MAX;
   if (open_data_file (l) == -1)
+    return -1;
+  if (qcow2_snapshot_table_read (&l->snapshots, &l->file, h) == -1 ||
+      qcow2_bitmap_directory_check (&l->file, h) == -1)
     return -1;
   detect_metadata_preallocation (l);
   return 0;
@@ -187,6 +184,7 @@ layer_close (struct layer *l)
   hostfile_close (&l->file);
   hostfile_close (&l->data_file);
   qcow2_header_free (&l->header);
+  qcow2_snapshot_table_free (&l->snapshots);
   free (l->l1);
   free (l->reftable);
   free (l->refblock_memo);

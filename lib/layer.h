@@ -10,6 +10,7 @@
 
 #include "hostfile.h"
 #include "qcow2_header.h"
+#include "snapshot_table.h"
 #include "qcow2_cluster.h"
 #include "l2_cache.h"
 
@@ -28,6 +29,7 @@ struct layer {
   uint64_t *l1;                  /* active L1 table, host endian */
   uint64_t *reftable;            /* refcount table, host endian */
   uint64_t reftable_entries;
+  struct qcow2_snapshot_table snapshots;
   uint8_t *refblock_memo;        /* see refcount.c */
   uint64_t refblock_memo_offset;
   bool metadata_preallocated;    /* qemu's heuristic, see layer.c */

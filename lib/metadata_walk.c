@@ -11,9 +11,7 @@
 
 #define REFT_OFFSET_MASK  0xfffffffffffffe00ULL
 #define BME_OFFSET_MASK   0x00fffffffffffe00ULL
-#define SNAPSHOT_HEADER   40
 #define BITMAP_ENTRY_HEAD 24
-#define MAX_EXTRA_DATA    1024           /* qemu's limits */
 #define MAX_BITMAP_DIR    (64 * 1024 * 1024)
 #define MAX_BITMAP_TABLE  (1024 * 1024 * 1024 / 8)
 
@@ -185,34 +183,21 @@ walk_refcounts (struct walk *w)
 static int
 walk_snapshots (struct walk *w)
 {
-  const struct qcow2_header *h = &w->l->header;
-  uint64_t off = h->snapshots_offset;
-  uint8_t e[SNAPSHOT_HEADER];
+  const struct qcow2_snapshot_table *t = &w->l->snapshots;
   uint32_t i;
 
-  for (i = 0; i < h->nb_snapshots; i++) {
-    uint64_t l1_offset;
-    uint32_t l1_size, extra;
+  /* The table was read and validated at open. */
+  for (i = 0; i < t->count; i++) {
+    const struct qcow2_snapshot *s = &t->entries[i];
 
-    /* Entries start 8-aligned; the table ends after the last name,
-     * unpadded (qemu's snapshots_size).
-     */
-    off = (off + 7) & ~UINT64_C (7);
-    if (hostfile_pread (&w->l->file, e, sizeof e, off) == -1)
-      return -1;
-    l1_offset = get_be64 (e);
-    l1_size = get_be32 (e + 8);
-    extra = get_be32 (e + 36);
-    if (extra > MAX_EXTRA_DATA || (uint64_t) l1_size * 8 > QCOW2_MAX_L1_BYTES)
-      return q2_error ("%s: snapshot %" PRIu32 ": invalid table entry",
-                       w->l->file.path, i);
-    off += SNAPSHOT_HEADER + extra + get_be16 (e + 12) + get_be16 (e + 14);
-    if (walk_l1 (w, l1_offset, l1_size, NULL, i) == -1)
+    if ((uint64_t) s->l1_size * 8 > QCOW2_MAX_L1_BYTES)
+      return q2_error ("%s: snapshot %" PRIu32 ": l1_size: %" PRIu32
+                       " is too large", w->l->file.path, i, s->l1_size);
+    if (walk_l1 (w, s->l1_table_offset, s->l1_size, NULL, i) == -1)
       return -1;
   }
-  if (h->nb_snapshots &&
-      emit (w, META_SNAPSHOT_TABLE, h->snapshots_offset,
-            off - h->snapshots_offset, -1) == -1)
+  if (t->count &&
+      emit (w, META_SNAPSHOT_TABLE, t->offset, t->length, -1) == -1)
     return -1;
   return 0;
 }

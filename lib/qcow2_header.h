@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "hostfile.h"
+
 #define QCOW2_MAGIC 0x514649fbU          /* "QFI\xfb" */
 
 /* Incompatible feature bits. */
@@ -36,13 +38,16 @@
 #define QCOW2_COMPRESSION_ZLIB 0
 #define QCOW2_COMPRESSION_ZSTD 1
 
-/* Limits qemu 7.2 enforces; we enforce the same so that a header can
- * never make us allocate more than qemu would.
+/* Limits qemu 7.2 enforces (block/qcow2.h); we enforce the same so
+ * that we accept what qemu accepts and a header can never make us
+ * allocate more than qemu would.
  */
 #define QCOW2_MAX_L1_BYTES       (32 * 1024 * 1024)
 #define QCOW2_MAX_REFTABLE_BYTES (8 * 1024 * 1024)
 #define QCOW2_MAX_SNAPSHOTS      65536
 #define QCOW2_MAX_NAME           1023
+#define QCOW2_MAX_BITMAPS        65535
+#define QCOW2_MAX_BITMAP_DIRECTORY_SIZE (1024 * QCOW2_MAX_BITMAPS)
 
 struct qcow2_header {
   uint32_t version;
@@ -78,20 +83,23 @@ struct qcow2_header {
   char *data_file;
   bool has_crypto_ext;
   uint64_t crypto_offset, crypto_length;
-  bool has_bitmaps_ext;
+  bool has_bitmaps_ext;          /* valid and in effect: qemu ignores the
+                                    extension without the autoclear bit */
   uint32_t nb_bitmaps;
   uint64_t bitmap_directory_size, bitmap_directory_offset;
   uint64_t extensions_end;       /* offset after the end-of-extensions mark */
 };
 
-/* Parse and validate the header found in BUF (the first LEN bytes of
- * the file, LEN >= min(file_size, cluster size) is enough — pass the
- * first 2 MiB or the whole file if smaller).  FILE_SIZE is the size of
- * the image file.  NAME is used in messages.  Returns 0, or -1 with
- * q2_error set to "NAME: <field>: <cause>".
+/* Read and validate the header of image file F, accepting exactly what
+ * qemu 7.2 accepts (qcow2_do_open, qcow2_read_extensions): reads the
+ * fixed header, then each header extension, then the backing file
+ * name, nothing else.  As in qemu, bytes past the end of the file read
+ * as zeros, and the tables the header points to (L1, refcount table,
+ * snapshot table) need only be cluster aligned and below 2^63: they
+ * may lie past the end of the file, where they read as zeros.
+ * Returns 0, or -1 with q2_error set to "PATH: <field>: <cause>".
  */
-int qcow2_header_parse (struct qcow2_header *h, const uint8_t *buf,
-                        size_t len, uint64_t file_size, const char *name);
+int qcow2_header_read (struct qcow2_header *h, const struct hostfile *f);
 void qcow2_header_free (struct qcow2_header *h);
 
 /* Names of incompatible feature bits (for messages). */
