@@ -19,36 +19,6 @@ source "$(dirname "$0")/functions.sh"
 : "${LOCK_HOLDER:=$top_builddir/tests/lock-holder}"
 [ -x "$LOCK_HOLDER" ] || hard_error "lock-holder not built: $LOCK_HOLDER"
 
-# lock-bytes FILE...: the OFD-locked bytes of each FILE, any holder, from
-# /proc/locks ("100 201 203"; a byte held twice is listed once).  A script,
-# so that commands run by nbdkit --run can call it too.
-cat > lock-bytes <<'EOF_SCRIPT'
-#!/usr/bin/env bash
-for f in "$@"; do
-    id=$(stat -c '%Hd %Ld %i' "$f" | { read -r ma mi ino; printf '%02x:%02x:%s' "$ma" "$mi" "$ino"; })
-    awk -v id="$id" '$2 == "OFDLCK" && $6 == id { for (b = $7; b <= $8; b++) print b }' /proc/locks |
-        sort -nu | tr '\n' ' ' | sed 's/ $//'
-    echo
-done
-EOF_SCRIPT
-chmod +x lock-bytes
-lock_bytes() { ./lock-bytes "$1"; }
-
-# writer_start FMT FILE: qemu-nbd without -r serves FILE read-write, holding
-# a writer's locks until writer_stop (qemu-nbd --fork returns once the image
-# is open and locked).
-writer_start() {
-    local fmt=$1 file=$2
-    next_id
-    WRITER_PIDFILE="$_SOCKDIR/w$ID.pid"
-    qemu-nbd -t -f "$fmt" --fork --pid-file="$WRITER_PIDFILE" \
-             --socket="$_SOCKDIR/w$ID.sock" "$file" ||
-        hard_error "qemu-nbd writer failed to start on $file"
-    [[ " $(lock_bytes "$file") " == *" 101 "* ]] ||
-        hard_error "qemu-nbd writer on $file does not hold byte 101: $(lock_bytes "$file")"
-}
-writer_stop() { _kill_pidfile "$WRITER_PIDFILE"; }
-
 # refused EXPECTED_FILE MESSAGE [PARAMS...]: the plugin on top.qcow2 (or
 # $IMG) must fail to start with exactly one error line naming EXPECTED_FILE
 # and containing MESSAGE.
@@ -88,7 +58,7 @@ qemu_nbd_stop
 
 for chain in "top.qcow2 base.qcow2" "over-raw.qcow2 raw.img" "ext.qcow2 ext.raw"; do
     set -- $chain
-    plugin_run "$1" -- ./lock-bytes "$1" "$2" > bytes.txt
+    plugin_run "$1" -- "$LOCK_BYTES" "$1" "$2" > bytes.txt
     { echo "$1 $(sed -n 1p bytes.txt)"; echo "$2 $(sed -n 2p bytes.txt)"; } >> ours.txt
 done
 cat > want.txt <<EOF
@@ -186,12 +156,12 @@ qemu_nbd_start "driver=qcow2,read-only=on,force-share=on,file.filename=top.qcow2
 qemu_fs=$(lock_bytes top.qcow2)
 qemu_nbd_stop
 plugin_run top.qcow2 force-share=yes -- sh -c '
-    ./lock-bytes top.qcow2 > fs-locks.txt
+    "$LOCK_BYTES" top.qcow2 > fs-locks.txt
     qemu-io -f qcow2 -c "write -P 0x77 0 4k" top.qcow2 > fs-write.out' ||
     fail "force-share=on: a qemu writer could not open top.qcow2: $(cat fs-write.out)"
 [ "$(cat fs-locks.txt)" = "$qemu_fs" ] && [ "$qemu_fs" = 100 ] ||
     fail "force-share=on holds '$(cat fs-locks.txt)', qemu '$qemu_fs'"
-plugin_run top.qcow2 locking=off -- sh -c './lock-bytes top.qcow2 base.qcow2 > off-locks.txt'
+plugin_run top.qcow2 locking=off -- sh -c '"$LOCK_BYTES" top.qcow2 base.qcow2 > off-locks.txt'
 [ -z "$(tr -d ' \n' < off-locks.txt)" ] || fail "locking=off holds $(cat off-locks.txt)"
 log "OK force-share=on holds byte $qemu_fs as qemu's force-share=on, locking=off holds none"
 
