@@ -122,8 +122,10 @@ chain_open (const char *path, uint64_t l2_cache_bytes,
     q2_error ("calloc: %m");
     return NULL;
   }
-  c->locking = locking ? *locking
-                       : (struct image_lock_options) { .locking = IMAGE_LOCKING_OFF };
+  if (locking)
+    c->locking = *locking;
+  else
+    c->locking.locking = IMAGE_LOCKING_OFF;
   /* 2 MiB is the largest L2 table (cluster) of any layer. */
   c->cache = l2_cache_new (l2_cache_bytes, 2 * 1024 * 1024);
   if (c->cache == NULL)
