@@ -24,7 +24,13 @@ qemu_depth_refs top.qcow2 "$R"
 next_id
 pidA="$_SOCKDIR/a$ID.pid" sockA="$_SOCKDIR/a$ID.sock"
 nbdkit -U "$sockA" -P "$pidA" "$PLUGIN" file=top.qcow2 || fail "plugin server failed to start"
-for ((i = 0; i < 500; i++)); do [ -S "$sockA" ] && break; sleep 0.02; done
+# nbdkit binds the socket, forks, and the child writes the pid file.
+[ -S "$sockA" ] || fail "plugin server: no socket"
+deadline=$((SECONDS + QCOW2MAP_TEST_TIMEOUT))
+until [ -s "$pidA" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "plugin server: no pid file"
+    sleep 0.02
+done
 depth_run top.qcow2 -- bash -c "
     set -e
     \"\$LOCK_BYTES\" -c ${files[*]} > locks.txt

@@ -88,11 +88,12 @@ mkfifo qio.fifo
 qemu-io -f qcow2 top.qcow2 < qio.fifo > qio.out 2>&1 &
 echo $! > "$_SOCKDIR/qemu-io.pid"
 exec 3> qio.fifo
-for ((i = 0; i < 500; i++)); do
-    [[ " $(lock_bytes top.qcow2) " == *" 101 "* ]] && break
+# Wait (bounded by the test timeout) until it holds "write" (byte 101).
+deadline=$((SECONDS + QCOW2MAP_TEST_TIMEOUT))
+until [[ " $(lock_bytes top.qcow2) " == *" 101 "* ]]; do
+    [ "$SECONDS" -lt "$deadline" ] || hard_error "qemu-io did not open top.qcow2: $(cat qio.out)"
     sleep 0.02
 done
-[[ " $(lock_bytes top.qcow2) " == *" 101 "* ]] || hard_error "qemu-io did not open top.qcow2"
 refused top.qcow2 "$WRITE_MSG"
 echo 'write -P 0x55 3M 64k' >&3
 exec 3>&-
@@ -123,7 +124,13 @@ next_id
 pidA="$_SOCKDIR/a$ID.pid" sockA="$_SOCKDIR/a$ID.sock"
 nbdkit -U "$sockA" -P "$pidA" "${_nbdkit_plugin[@]}" file=top.qcow2 ||
     fail "first server failed to start"
-for ((i = 0; i < 500; i++)); do [ -S "$sockA" ] && break; sleep 0.02; done
+# nbdkit binds the socket, forks, and the child writes the pid file.
+[ -S "$sockA" ] || fail "first server: no socket"
+deadline=$((SECONDS + QCOW2MAP_TEST_TIMEOUT))
+until [ -s "$pidA" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "first server: no pid file"
+    sleep 0.02
+done
 qemu_nbd_start top.qcow2
 plugin_run top.qcow2 -- bash -c "
     set -e
