@@ -21,6 +21,7 @@
 
 #include "backing_chain.h"
 #include "depth_map.h"
+#include "image_lock.h"
 #include "q2_error.h"
 
 #define JSON_EXPORT "depth.json"
@@ -30,6 +31,7 @@
 
 static char *filename;                   /* the plugin's file= */
 static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
+static struct image_lock_options locking;  /* the plugin's locking= etc. */
 static const char *default_depth;        /* depth= parameter */
 static unsigned default_lo, default_hi;
 static struct chain *chain;
@@ -73,6 +75,10 @@ depth_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
       return -1;
     l2_cache_size = r;
   }
+  else if (image_lock_config (&locking, key, value) == -1) {
+    nbdkit_error ("%s", q2_last_error ());
+    return -1;
+  }
   return next (nxdata, key, value);
 }
 
@@ -98,7 +104,10 @@ depth_config_complete (nbdkit_next_config_complete *next,
 static int
 depth_get_ready (int thread_model)
 {
-  chain = chain_open (filename, l2_cache_size);
+  /* Our own descriptors, with the same locks as the plugin's: readers'
+   * locks never conflict, even within one process.
+   */
+  chain = chain_open (filename, l2_cache_size, &locking);
   if (chain == NULL) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;

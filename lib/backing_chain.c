@@ -74,7 +74,7 @@ append_layer (struct chain *c, const char *path, enum layer_format format)
   if (c->n >= CHAIN_MAX_LAYERS)
     return q2_error ("%s: backing chain longer than %d layers",
                      c->layers[0]->file.path, CHAIN_MAX_LAYERS);
-  l = layer_open (path, format, c->cache);
+  l = layer_open (path, format, c->cache, &c->locking);
   if (l == NULL)
     return -1;
   p = realloc (c->layers, (c->n + 1) * sizeof *p);
@@ -112,7 +112,8 @@ open_backing_files (struct chain *c)
 }
 
 struct chain *
-chain_open (const char *path, uint64_t l2_cache_bytes)
+chain_open (const char *path, uint64_t l2_cache_bytes,
+            const struct image_lock_options *locking)
 {
   struct chain *c = calloc (1, sizeof *c);
   enum layer_format format;
@@ -121,6 +122,10 @@ chain_open (const char *path, uint64_t l2_cache_bytes)
     q2_error ("calloc: %m");
     return NULL;
   }
+  if (locking)
+    c->locking = *locking;
+  else
+    c->locking.locking = IMAGE_LOCKING_OFF;
   c->cache = l2_cache_new (l2_cache_bytes);
   if (c->cache == NULL)
     goto fail;

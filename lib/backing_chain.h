@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "layer.h"
+#include "image_lock.h"
 
 #define CHAIN_MAX_LAYERS 1000
 
@@ -21,13 +22,17 @@ struct chain {
   size_t n;
   struct layer **layers;   /* [0] is the top */
   struct l2_cache *cache;
+  struct image_lock_options locking;   /* applied to every file */
 };
 
 /* Open PATH (which must be a qcow2 image) and every backing file.
- * L2_CACHE_BYTES bounds the L2 cache.  Refuses loops, missing files,
- * unsupported formats.  Returns NULL with q2_error set.
+ * L2_CACHE_BYTES bounds the L2 cache.  LOCKING: qemu's image locks to
+ * take on every file of the chain (image_lock.h), or NULL for none.
+ * Refuses loops, missing files, unsupported formats, files that a
+ * writer holds.  Returns NULL with q2_error set.
  */
-struct chain *chain_open (const char *path, uint64_t l2_cache_bytes);
+struct chain *chain_open (const char *path, uint64_t l2_cache_bytes,
+                          const struct image_lock_options *locking);
 void chain_close (struct chain *c);
 
 /* Read COUNT guest bytes at OFFSET of the view [FIRST, LAST].  The

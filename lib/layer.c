@@ -151,7 +151,7 @@ open_qcow2 (struct layer *l)
 
 struct layer *
 layer_open (const char *path, enum layer_format format,
-            struct l2_cache *cache)
+            struct l2_cache *cache, const struct image_lock_options *locking)
 {
   struct layer *l = calloc (1, sizeof *l);
 
@@ -162,13 +162,17 @@ layer_open (const char *path, enum layer_format format,
   l->file.fd = l->data_file.fd = -1;
   l->format = format;
   l->cache = cache;
-  if (hostfile_open (&l->file, path) == -1)
+  /* Lock before reading anything, as qemu does. */
+  if (hostfile_open (&l->file, path) == -1 ||
+      image_lock (&l->file, locking) == -1)
     goto fail;
   l->data = &l->file;
   if (format == LAYER_RAW)
     /* qemu sees a raw file in whole 512-byte sectors. */
     l->size = (l->file.size + 511) & ~UINT64_C (511);
-  else if (open_qcow2 (l) == -1)
+  else if (open_qcow2 (l) == -1 ||
+           /* (nothing has read the data file yet) */
+           image_lock (&l->data_file, locking) == -1)
     goto fail;
   return l;
  fail:

@@ -13,6 +13,7 @@
 #include "snapshot_table.h"
 #include "qcow2_cluster.h"
 #include "l2_cache.h"
+#include "image_lock.h"
 
 enum layer_format { LAYER_QCOW2, LAYER_RAW };
 
@@ -36,11 +37,13 @@ struct layer {
   struct l2_cache *cache;        /* shared by the chain, not owned */
 };
 
-/* Open PATH as FORMAT (LAYER_QCOW2 or LAYER_RAW).  Returns NULL with
- * q2_error set ("PATH: field: cause").
+/* Open PATH as FORMAT (LAYER_QCOW2 or LAYER_RAW), with qemu's image
+ * locks as LOCKING says on the file and its external data file.
+ * Returns NULL with q2_error set ("PATH: field: cause").
  */
 struct layer *layer_open (const char *path, enum layer_format format,
-                          struct l2_cache *cache);
+                          struct l2_cache *cache,
+                          const struct image_lock_options *locking);
 void layer_close (struct layer *l);
 
 /* A run: the longest stretch starting at a guest offset over which a

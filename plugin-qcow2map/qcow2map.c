@@ -18,6 +18,7 @@
 #include "backing_chain.h"
 #include "compress.h"
 #include "container.h"
+#include "image_lock.h"
 #include "views.h"
 #include "l2_cache.h"
 #include "q2_error.h"
@@ -33,6 +34,7 @@ NBDKIT_DLL_PUBLIC int qcow2map_debug_cache = 0;
 
 static char *filename;
 static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
+static struct image_lock_options locking;   /* locking=, force-share= */
 static struct chain *chain;
 
 static void free_containers (void);
@@ -49,6 +51,13 @@ qcow2map_unload (void)
 static int
 qcow2map_config (const char *key, const char *value)
 {
+  switch (image_lock_config (&locking, key, value)) {
+  case 1:                        /* locking= or force-share= */
+    return 0;
+  case -1:
+    nbdkit_error ("%s", q2_last_error ());
+    return -1;
+  }
   if (strcmp (key, "file") == 0) {
     free (filename);
     filename = nbdkit_realpath (value);
@@ -82,7 +91,9 @@ qcow2map_config_complete (void)
 #define qcow2map_config_help \
   "file=<IMAGE>        (required) The qcow2 image to serve (with its\n" \
   "                    backing chain).\n" \
-  "l2-cache-size=SIZE  Bound on cached L2 tables (default 32M)."
+  "l2-cache-size=SIZE  Bound on cached L2 tables (default 32M).\n" \
+  "locking=on|off|auto Take qemu's image locks (default auto).\n" \
+  "force-share=BOOL    Serve even if a writer has the image open."
 
 static void
 debug_chain (void)
@@ -120,7 +131,7 @@ warn_flags (void)
 static int
 qcow2map_get_ready (void)
 {
-  chain = chain_open (filename, l2_cache_size);
+  chain = chain_open (filename, l2_cache_size, &locking);
   if (chain == NULL) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;

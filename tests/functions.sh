@@ -252,6 +252,29 @@ _kill_pidfile() {
 # qemu_nbd_stop [PIDFILE]  (default: the last one started)
 qemu_nbd_stop() { _kill_pidfile "${1:-$QEMU_NBD_PIDFILE}"; }
 
+# ------------------------------------------------------ qemu's image locks
+# lock_bytes [-c] FILE...: the bytes of each FILE that some process holds an
+# OFD lock on, one line per file ("100 201 203"; -c: "100:2 ..." with the
+# number of holders).  $LOCK_BYTES is the same as a command, for --run.
+LOCK_BYTES=$_testsdir/lock-bytes.sh
+export LOCK_BYTES
+lock_bytes() { "$LOCK_BYTES" "$@"; }
+
+# writer_start FMT FILE: a qemu writer on FILE, as a running VM holds its
+# disk: qemu-nbd without -r, which returns once FILE is open and locked (it
+# must hold byte 101, "write").  Stopped by writer_stop or at exit.
+writer_start() {
+    local fmt=$1 file=$2
+    next_id
+    WRITER_PIDFILE="$_SOCKDIR/w$ID.pid"
+    qemu-nbd -t -f "$fmt" --fork --pid-file="$WRITER_PIDFILE" \
+             --socket="$_SOCKDIR/w$ID.sock" "$file" ||
+        hard_error "qemu-nbd writer failed to start on $file"
+    [[ " $(lock_bytes "$file") " == *" 101 "* ]] ||
+        hard_error "qemu-nbd writer on $file does not hold byte 101: $(lock_bytes "$file")"
+}
+writer_stop() { _kill_pidfile "$WRITER_PIDFILE"; }
+
 # ------------------------------------------------------ our plugin
 # plugin_run IMG [PARAM=VALUE...] -- CMD [ARGS...]
 # Runs nbdkit -U - with the plugin on IMG (from the current directory) and
