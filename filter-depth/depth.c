@@ -447,7 +447,11 @@ depth_extents (nbdkit_next *next, void *handle, uint32_t count,
 
 static struct nbdkit_filter filter = {
   .name               = "depth",
-  .longname           = "nbdkit allocation depth filter (qcow2map)",
+  /* Filters have no .version field: show ours in the long name
+   * ("nbdkit --filter=depth qcow2map --help" prints it).
+   */
+  .longname           = "nbdkit allocation depth filter (qcow2map "
+                        PACKAGE_VERSION ")",
   .unload             = depth_unload,
   .config             = depth_config,
   .config_complete    = depth_config_complete,
