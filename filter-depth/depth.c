@@ -61,6 +61,12 @@ depth_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     default_depth = value;
     return 0;                    /* ours, not the plugin's */
   }
+  /* The plugin's parameters: the plugin checks them first (and says
+   * what is wrong with them); then the filter records them, to open the
+   * same chain.
+   */
+  if (next (nxdata, key, value) == -1)
+    return -1;
   if (strcmp (key, "file") == 0) {
     free (filename);
     filename = nbdkit_realpath (value);
@@ -73,7 +79,7 @@ depth_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
       return -1;
     l2_cache_size = r;
   }
-  return next (nxdata, key, value);
+  return 0;
 }
 
 static int
@@ -349,7 +355,7 @@ origin_or_eio (uint64_t offset, uint64_t count, struct origin *o, int *err)
 {
   if (chain_origin (chain, 0, chain->n - 1, offset, count, o) == -1) {
     nbdkit_error ("%s", q2_last_error ());
-    *err = EIO;
+    *err = q2_request_errno ();
     return -1;
   }
   return 0;
@@ -413,7 +419,7 @@ range_extents (const struct handle *h, uint32_t count, uint64_t offset,
     if (in_range (h, &o) &&
         chain_run_allocation (chain, &o, offset, false, &length, &type) == -1) {
       nbdkit_error ("%s", q2_last_error ());
-      *err = EIO;
+      *err = q2_request_errno ();
       return -1;
     }
     if (nbdkit_add_extent (extents, offset, length, type) == -1) {

@@ -486,6 +486,46 @@ expect_startup_error() {
     log "OK refused $img (exit $rc): $(grep -Ei -m1 -- "$regex" "$errf.causes" >/dev/null && grep -m1 . "$errf")"
 }
 
+# expect_startup_message MESSAGE [nbdkit ARGS...]
+# nbdkit with the plugin and ARGS (e.g. file=x.qcow2 l2-cache-size=1E, or
+# --filter=... first) must refuse to start, and its stderr must hold exactly
+# the line "nbdkit: error: MESSAGE" (the whole line, no pattern), so that the
+# parameter, file and cause it names are all checked.
+expect_startup_message() {
+    local msg=$1; shift
+    next_id
+    local errf="$TESTDIR/refuse-$ID.stderr" marker="$TESTDIR/refuse-$ID.ran" rc=0
+    rm -f "$marker"
+    timeout "$QCOW2MAP_TEST_TIMEOUT" \
+        nbdkit -U - -f "${_nbdkit_plugin[@]}" "$@" \
+               --run "touch '$marker'" 2> "$errf" || rc=$?
+    [ "$rc" -ne 124 ] || fail "timeout starting nbdkit with $*"
+    if [ "$rc" -eq 0 ] || [ -e "$marker" ]; then
+        show_file "$errf"
+        fail "$*: expected the startup error '$msg', but nbdkit served (exit $rc)"
+    fi
+    if ! grep -Fxq -- "nbdkit: error: $msg" "$errf"; then
+        show_file "$errf"
+        fail "$*: no stderr line is exactly 'nbdkit: error: $msg'"
+    fi
+    log "OK refused ($*): $msg"
+}
+
+# drop_backing_fmt IMG MAGIC : replace the magic of IMG's backing-format
+# header extension (0xE2792ACA, found in the first 4k) by MAGIC: an unknown
+# type (e.g. 0x7e57ab1e) that readers skip, or 0 (end of extensions).
+# qemu-img 7.2 cannot create an overlay without a backing format.
+drop_backing_fmt() {
+    local img=$1 magic=$2 offs
+    offs=$(find_bytes "$img" e2792aca 4096)
+    [ "$(echo "$offs" | wc -w)" -eq 1 ] || hard_error "backing format extension not found once in $img: '$offs'"
+    poke_be "$img" "$offs" 4 "$magic"
+    if qemu-img info "$img" | grep -q 'backing file format'; then
+        hard_error "$img still has a backing file format"
+    fi
+    log "$img: backing format extension at byte $offs replaced by magic $magic"
+}
+
 # expect_startup_ok IMG [PARAM=VALUE...] : the plugin starts and serves IMG.
 expect_startup_ok() {
     local img=$1; shift
