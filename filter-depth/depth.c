@@ -21,6 +21,7 @@
 
 #include "backing_chain.h"
 #include "depth_map.h"
+#include "json_pad.h"
 #include "q2_error.h"
 
 #define JSON_EXPORT "depth.json"
@@ -256,6 +257,10 @@ build_json (void)
   pthread_mutex_lock (&json_lock);
   if (json == NULL) {
     json = depth_map_json (chain, &json_len);
+    if (json && json_pad (&json, &json_len) == -1) {
+      free (json);
+      json = NULL;
+    }
     if (json == NULL) {
       nbdkit_error ("%s", q2_last_error ());
       r = -1;
@@ -278,8 +283,10 @@ depth_prepare (nbdkit_next *next, void *handle, int readonly)
   if (size == -1)
     return -1;
   if ((uint64_t) size != chain->layers[0]->size) {
-    nbdkit_error ("the depth filter works only over the qcow2map plugin: "
-                  "the plugin serves %" PRIi64 " bytes but %s has %" PRIu64,
+    nbdkit_error ("depth filter: the export below it has %" PRIi64 " bytes "
+                  "but the guest disk of %s has %" PRIu64 ": a filter "
+                  "between them changes the size (put --filter=depth last, "
+                  "next to the plugin), or the plugin is not qcow2map",
                   size, filename, chain->layers[0]->size);
     return -1;
   }

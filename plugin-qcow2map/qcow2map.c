@@ -20,6 +20,7 @@
 #include "container.h"
 #include "views.h"
 #include "l2_cache.h"
+#include "json_pad.h"
 #include "q2_error.h"
 
 /* -D qcow2map.chain=1: describe each layer at startup.
@@ -180,9 +181,14 @@ get_container (size_t layer)
     c = NULL;
   }
   else if ((c = containers[layer]) == NULL) {
-    c = containers[layer] = container_open (chain->layers[layer]);
+    c = container_open (chain->layers[layer]);
+    if (c && json_pad (&c->json, &c->json_len) == -1) {
+      container_close (c);
+      c = NULL;
+    }
     if (c == NULL)
       nbdkit_error ("%s", q2_last_error ());
+    containers[layer] = c;
   }
   pthread_mutex_unlock (&containers_lock);
   return c;
