@@ -183,6 +183,10 @@ add_export (struct nbdkit_exports *exports, const char *name, char *desc)
   return r;
 }
 
+/* The plugin's exports (all pass through), then depth.json and depth/N
+ * for every layer.  depth/0 and the ranges depth/N-M are served but not
+ * listed: their number grows with the square of the chain length.
+ */
 static int
 depth_list_exports (nbdkit_next_list_exports *next, nbdkit_backend *nxdata,
                     int readonly, int is_tls, struct nbdkit_exports *exports)
@@ -235,7 +239,11 @@ depth_open (nbdkit_next_open *next, nbdkit_context *context,
     free (h);
     return NULL;
   }
-  /* Depth views read the plugin's guest disk; others pass through. */
+  /* Depth views read the plugin's guest disk; others pass through.
+   * Always read-only, for every view: the depth map describes the files
+   * as they are on disk, which a write below this filter (for example
+   * into --filter=cow's overlay) would contradict.
+   */
   if (next (context, 1, h->kind == VIEW_PASS ? exportname : "") == -1) {
     free (h);
     return NULL;
@@ -270,7 +278,11 @@ build_json (void)
   return r;
 }
 
-/* The plugin below must serve the chain we opened: check its size. */
+/* What is below must serve the chain we opened.  Its size is all that
+ * can be checked: another plugin, or a filter in between that changes
+ * the size (blocksize with a minblock the size is not a multiple of,
+ * truncate, ...), shows there.
+ */
 static int
 depth_prepare (nbdkit_next *next, void *handle, int readonly)
 {
