@@ -28,7 +28,7 @@
 # $TESTDIR, $QCOW2MAP_TEST_TIMEOUT, qemu_nbd_start/qemu_nbd_stop
 # ($QEMU_NBD_URI), map_normalize, map_summary, mkimg, qio, plugin_run.
 for _f in log fail hard_error show_file next_id qemu_nbd_start qemu_nbd_stop \
-          map_normalize map_summary mkimg qio plugin_run; do
+          map_normalize map_summary mkimg qio plugin_run nbdkit_v; do
     declare -F "$_f" > /dev/null ||
         { echo "depth-functions.sh: functions.sh does not define $_f" >&2; exit 99; }
 done
@@ -56,9 +56,8 @@ depth_run() {
     DEPTH_LAST_STDERR=$errf
     { echo 'set -e'; printf 'exec'; printf ' %q' "$@"; echo; } > "$script"
     local rc=0
-    timeout "$QCOW2MAP_TEST_TIMEOUT" \
-        nbdkit -U - -f --filter="$FILTER" "$PLUGIN" file="$img" "${params[@]}" \
-               --run "export uri unixsocket; exec bash '$script'" 2> "$errf" || rc=$?
+    nbdkit_v "$errf" -U - -f --filter="$FILTER" "$PLUGIN" file="$img" "${params[@]}" \
+             --run "export uri unixsocket; exec bash '$script'" || rc=$?
     if [ -s "$errf" ] && [ "${DEPTH_QUIET:-0}" != 1 ]; then
         echo "  nbdkit stderr (depth filter serving $img):" >&2
         show_file "$errf" 20

@@ -70,6 +70,21 @@ case "$PLUGIN" in *.sh) _nbdkit_plugin=(sh "$PLUGIN") ;; esac
 # Timeout (seconds) applied to every server run, so that a hang fails the test.
 : "${QCOW2MAP_TEST_TIMEOUT:=120}"
 
+# ------------------------------------------------------ nbdkit -v
+# nbdkit_v ERRFILE ARGS... : timeout $QCOW2MAP_TEST_TIMEOUT nbdkit -v ARGS.
+# nbdkit's whole stderr (debug messages included) goes to ERRFILE.v, whose
+# last lines are printed if the test fails; ERRFILE gets the same without
+# the debug messages (the errors, warnings and --run output that tests
+# match).  Returns nbdkit's exit status.
+NBDKIT_LAST_VLOG=
+nbdkit_v() {
+    local errf=$1 rc=0; shift
+    NBDKIT_LAST_VLOG=$errf.v
+    timeout "$QCOW2MAP_TEST_TIMEOUT" nbdkit -v "$@" 2> "$errf.v" || rc=$?
+    grep -Ev '^nbdkit: ([^ ]+: )?debug: ' "$errf.v" > "$errf" || true
+    return "$rc"
+}
+
 # ------------------------------------------------------ test directories
 _SOCKDIR=
 _cleanup() {
@@ -83,6 +98,10 @@ _cleanup() {
         rm -rf "$_SOCKDIR"
     fi
     cd /
+    if [ "$rc" -ne 0 ] && [ -s "$NBDKIT_LAST_VLOG" ]; then
+        echo "$TESTNAME: last nbdkit -v log ($NBDKIT_LAST_VLOG), last 40 lines:" >&2
+        tail -n 40 "$NBDKIT_LAST_VLOG" | cut -c1-300 | sed 's/^/    | /' >&2
+    fi
     if [ "$rc" -eq 0 ]; then
         rm -rf "$TESTDIR"
     else
@@ -260,9 +279,8 @@ plugin_run() {
     PLUGIN_LAST_STDERR=$errf
     { echo 'set -e'; printf 'exec'; printf ' %q' "$@"; echo; } > "$script"
     local rc=0
-    timeout "$QCOW2MAP_TEST_TIMEOUT" \
-        nbdkit -U - -f "${_nbdkit_plugin[@]}" file="$img" "${params[@]}" \
-               --run "export uri unixsocket; exec bash '$script'" 2> "$errf" || rc=$?
+    nbdkit_v "$errf" -U - -f "${_nbdkit_plugin[@]}" file="$img" "${params[@]}" \
+             --run "export uri unixsocket; exec bash '$script'" || rc=$?
     if [ -s "$errf" ]; then
         echo "  nbdkit stderr (serving $img):" >&2
         show_file "$errf" 20
@@ -465,9 +483,8 @@ expect_startup_error() {
     next_id
     local errf="$TESTDIR/refuse-$ID.stderr" marker="$TESTDIR/refuse-$ID.ran" rc=0
     rm -f "$marker"
-    timeout "$QCOW2MAP_TEST_TIMEOUT" \
-        nbdkit -U - -f "${_nbdkit_plugin[@]}" file="$img" "$@" \
-               --run "touch '$marker'" 2> "$errf" || rc=$?
+    nbdkit_v "$errf" -U - -f "${_nbdkit_plugin[@]}" file="$img" "$@" \
+             --run "touch '$marker'" || rc=$?
     [ "$rc" -ne 124 ] || fail "timeout starting nbdkit on $img"
     if [ "$rc" -eq 0 ] || [ -e "$marker" ]; then
         show_file "$errf"
@@ -496,9 +513,8 @@ expect_startup_message() {
     next_id
     local errf="$TESTDIR/refuse-$ID.stderr" marker="$TESTDIR/refuse-$ID.ran" rc=0
     rm -f "$marker"
-    timeout "$QCOW2MAP_TEST_TIMEOUT" \
-        nbdkit -U - -f "${_nbdkit_plugin[@]}" "$@" \
-               --run "touch '$marker'" 2> "$errf" || rc=$?
+    nbdkit_v "$errf" -U - -f "${_nbdkit_plugin[@]}" "$@" \
+             --run "touch '$marker'" || rc=$?
     [ "$rc" -ne 124 ] || fail "timeout starting nbdkit with $*"
     if [ "$rc" -eq 0 ] || [ -e "$marker" ]; then
         show_file "$errf"

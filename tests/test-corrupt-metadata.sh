@@ -32,7 +32,7 @@ for ((i = 1; i <= iterations; i++)); do
     # server sent (EIO for a read, or a refused open of a view), after
     # which the server must still answer.  A client that loses the
     # connection, or a server that stops answering, is a failure.
-    timeout 60 nbdkit -U - --filter="$FILTER" "$PLUGIN" file=fuzz.qcow2 --run '
+    QCOW2MAP_TEST_TIMEOUT=60 nbdkit_v run.err -U - --filter="$FILTER" "$PLUGIN" file=fuzz.qcow2 --run '
         q=${uri#*\?}
         for e in "" layer/1 depth.json depth/1 file/1 file/1.json; do
             for op in copy map; do
@@ -48,7 +48,7 @@ for ((i = 1; i <= iterations; i++)); do
                 fi
                 nbdinfo --size "$uri" > /dev/null 2>&1 || { echo "DEAD after $op \"$e\""; exit 1; }
             done
-        done' > run.out 2> run.err || rc=$?
+        done' > run.out || rc=$?
     if [ "$rc" -ge 124 ] || grep -Eqi 'assert|signal|core dump|segmentation' run.err; then
         cp fuzz.qcow2 "crash-$i.qcow2"
         show_file run.err
