@@ -27,6 +27,10 @@ expect_startup_message 'l2-cache-size: 4k is outside the allowed range 1M..64G' 
     file=ok.qcow2 l2-cache-size=4k
 expect_startup_message 'l2-cache-size: 65G is outside the allowed range 1M..64G' \
     file=ok.qcow2 l2-cache-size=65G
+# Through the depth filter: the plugin checks its parameters first.
+expect_startup_message 'l2-cache-size: could not parse size string (banana)' \
+    --filter="$top_builddir/filter-depth/.libs/nbdkit-depth-filter.so" \
+    file=ok.qcow2 l2-cache-size=banana
 expect_startup_ok ok.qcow2 l2-cache-size=1M
 expect_startup_ok ok.qcow2 l2-cache-size=64G
 log "OK l2-cache-size=1M and =64G accepted"
