@@ -56,8 +56,9 @@ qemu-img create -q -f vhdx x.vhdx 1M;                       foreign x.vhdx VHDX
 qemu-img create -q -f vpc x.vhd 1M;                         foreign x.vhd 'VHD (vpc)'
 qemu-img create -q -f qed x.qed 1M;                         foreign x.qed QED
 qemu-img create -q -f parallels x.hdd 1M;                   foreign x.hdd Parallels
-qemu-img create -q -f luks --object secret,id=s0,data=pw \
-    -o key-secret=s0,iter-time=10 x.luks 1M
+# (LUKS: the header's magic and version only -- qemu-img create -f luks
+# times its PBKDF and fails on a loaded machine)
+printf 'LUKS\xba\xbe\x00\x01' > x.luks; truncate -s 1M x.luks
                                                             foreign x.luks LUKS
 truncate -s 1M plain.img
 expect_startup_message "$T/plain.img: magic: not a qcow2 image" file=plain.img
