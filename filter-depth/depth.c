@@ -22,6 +22,7 @@
 #include "backing_chain.h"
 #include "depth_map.h"
 #include "image_lock.h"
+#include "json_pad.h"
 #include "q2_error.h"
 
 #define JSON_EXPORT "depth.json"
@@ -63,6 +64,12 @@ depth_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     default_depth = value;
     return 0;                    /* ours, not the plugin's */
   }
+  /* The plugin's parameters: the plugin checks them first (and says
+   * what is wrong with them); then the filter records them, to open the
+   * same chain.
+   */
+  if (next (nxdata, key, value) == -1)
+    return -1;
   if (strcmp (key, "file") == 0) {
     free (filename);
     filename = nbdkit_realpath (value);
@@ -79,7 +86,7 @@ depth_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     nbdkit_error ("%s", q2_last_error ());
     return -1;
   }
-  return next (nxdata, key, value);
+  return 0;
 }
 
 static int
@@ -185,6 +192,10 @@ add_export (struct nbdkit_exports *exports, const char *name, char *desc)
   return r;
 }
 
+/* The plugin's exports (all pass through), then depth.json and depth/N
+ * for every layer.  depth/0 and the ranges depth/N-M are served but not
+ * listed: their number grows with the square of the chain length.
+ */
 static int
 depth_list_exports (nbdkit_next_list_exports *next, nbdkit_backend *nxdata,
                     int readonly, int is_tls, struct nbdkit_exports *exports)
@@ -237,7 +248,11 @@ depth_open (nbdkit_next_open *next, nbdkit_context *context,
     free (h);
     return NULL;
   }
-  /* Depth views read the plugin's guest disk; others pass through. */
+  /* Depth views read the plugin's guest disk; others pass through.
+   * Always read-only, for every view: the depth map describes the files
+   * as they are on disk, which a write below this filter (for example
+   * into --filter=cow's overlay) would contradict.
+   */
   if (next (context, 1, h->kind == VIEW_PASS ? exportname : "") == -1) {
     free (h);
     return NULL;
@@ -259,6 +274,10 @@ build_json (void)
   pthread_mutex_lock (&json_lock);
   if (json == NULL) {
     json = depth_map_json (chain, &json_len);
+    if (json && json_pad (&json, &json_len) == -1) {
+      free (json);
+      json = NULL;
+    }
     if (json == NULL) {
       nbdkit_error ("%s", q2_last_error ());
       r = -1;
@@ -268,7 +287,11 @@ build_json (void)
   return r;
 }
 
-/* The plugin below must serve the chain we opened: check its size. */
+/* What is below must serve the chain we opened.  Its size is all that
+ * can be checked: another plugin, or a filter in between that changes
+ * the size (blocksize with a minblock the size is not a multiple of,
+ * truncate, ...), shows there.
+ */
 static int
 depth_prepare (nbdkit_next *next, void *handle, int readonly)
 {
@@ -281,8 +304,10 @@ depth_prepare (nbdkit_next *next, void *handle, int readonly)
   if (size == -1)
     return -1;
   if ((uint64_t) size != chain->layers[0]->size) {
-    nbdkit_error ("the depth filter works only over the qcow2map plugin: "
-                  "the plugin serves %" PRIi64 " bytes but %s has %" PRIu64,
+    nbdkit_error ("depth filter: the export below it has %" PRIi64 " bytes "
+                  "but the guest disk of %s has %" PRIu64 ": a filter "
+                  "between them changes the size (put --filter=depth last, "
+                  "next to the plugin), or the plugin is not qcow2map",
                   size, filename, chain->layers[0]->size);
     return -1;
   }
@@ -358,7 +383,7 @@ origin_or_eio (uint64_t offset, uint64_t count, struct origin *o, int *err)
 {
   if (chain_origin (chain, 0, chain->n - 1, offset, count, o) == -1) {
     nbdkit_error ("%s", q2_last_error ());
-    *err = EIO;
+    *err = q2_request_errno ();
     return -1;
   }
   return 0;
@@ -422,7 +447,7 @@ range_extents (const struct handle *h, uint32_t count, uint64_t offset,
     if (in_range (h, &o) &&
         chain_run_allocation (chain, &o, offset, false, &length, &type) == -1) {
       nbdkit_error ("%s", q2_last_error ());
-      *err = EIO;
+      *err = q2_request_errno ();
       return -1;
     }
     if (nbdkit_add_extent (extents, offset, length, type) == -1) {
@@ -456,7 +481,11 @@ depth_extents (nbdkit_next *next, void *handle, uint32_t count,
 
 static struct nbdkit_filter filter = {
   .name               = "depth",
-  .longname           = "nbdkit allocation depth filter (qcow2map)",
+  /* Filters have no .version field: show ours in the long name
+   * ("nbdkit --filter=depth qcow2map --help" prints it).
+   */
+  .longname           = "nbdkit allocation depth filter (qcow2map "
+                        PACKAGE_VERSION ")",
   .unload             = depth_unload,
   .config             = depth_config,
   .config_complete    = depth_config_complete,

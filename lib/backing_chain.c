@@ -25,7 +25,7 @@ backing_format (const struct layer *parent, const char *path,
     *format = LAYER_RAW;
   else
     return q2_error ("%s: backing format '%s' is not supported "
-                     "(qcow2 and raw are)", parent->file.path, f);
+                     "(qcow2 and raw are)", path, f);
   return 0;
 }
 
@@ -101,10 +101,10 @@ open_backing_files (struct chain *c)
     if (path == NULL)
       return 0;
     r = check_loop (c, path);
-    if (r == 0)
-      r = backing_format (parent, path, &format);
-    if (r == 0)
-      r = append_layer (c, path, format);
+    if (r == 0 && (backing_format (parent, path, &format) == -1 ||
+                   append_layer (c, path, format) == -1))
+      r = q2_error ("backing file of %s: %s",  /* whose backing file */
+                    parent->file.path, q2_last_error ());
     free (path);
     if (r == -1)
       return -1;

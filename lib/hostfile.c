@@ -24,6 +24,12 @@ hostfile_open (struct hostfile *f, const char *path)
     close (f->fd);
     return -1;
   }
+  if (S_ISDIR (st.st_mode)) {
+    errno = EISDIR;
+    q2_error ("%s: is a directory", path);
+    close (f->fd);
+    return -1;
+  }
   f->path = strdup (path);
   if (f->path == NULL) {
     q2_error ("strdup: %m");

@@ -10,6 +10,7 @@
 #include "bitmap_directory.h"
 #include "compress.h"
 #include "filename.h"
+#include "foreign_format.h"
 #include "refcount.h"
 #include "q2_error.h"
 
@@ -20,14 +21,22 @@ int
 layer_probe_format (const char *path, enum layer_format *format)
 {
   struct hostfile f;
-  uint8_t magic[4];
+  uint8_t magic[FOREIGN_FORMAT_PROBE_BYTES];
+  size_t len;
+  const char *foreign;
   int r;
 
   if (hostfile_open (&f, path) == -1)
     return -1;
-  r = hostfile_pread (&f, magic, sizeof magic, 0);
-  if (r == 0)
-    *format = qcow2_is_qcow2 (magic, f.size) ? LAYER_QCOW2 : LAYER_RAW;
+  len = f.size < sizeof magic ? f.size : sizeof magic;
+  r = hostfile_pread (&f, magic, len, 0);
+  if (r == 0) {
+    *format = qcow2_is_qcow2 (magic, len) ? LAYER_QCOW2 : LAYER_RAW;
+    foreign = foreign_format_probe (magic, len);
+    if (foreign)
+      r = q2_error ("%s: magic: this is a %s image, not qcow2", path,
+                    foreign);
+  }
   hostfile_close (&f);
   return r;
 }
@@ -432,8 +441,11 @@ read_compressed (struct layer *l, const struct run *r, uint64_t offset,
     q2_error ("malloc: %m");
     goto out;
   }
-  if (hostfile_pread (&l->file, in, r->compressed_size, r->host_offset) == -1)
+  if (hostfile_pread (&l->file, in, r->compressed_size, r->host_offset) == -1) {
+    q2_error ("%s: guest offset %" PRIu64 ": compressed cluster: %s",
+              l->file.path, offset, q2_last_error ());
     goto out;
+  }
   if (decompress_cluster (l->header.compression_type, in, r->compressed_size,
                           out, cs) == -1) {
     q2_error ("%s: guest offset %" PRIu64 ": compressed cluster at host "

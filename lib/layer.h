@@ -78,8 +78,10 @@ int layer_map (struct layer *l, uint64_t offset, uint64_t len,
 int layer_read_run (struct layer *l, const struct run *r, uint64_t offset,
                     void *buf);
 
-/* Probe: is the file at PATH a qcow2 image?  (Anything else is raw, as
- * qemu's probing treats a file it does not recognise.)
+/* Probe: is the file at PATH a qcow2 image?  Another image format that
+ * qemu would recognise (VMDK, VDI, ...) is an error naming the format;
+ * anything else is raw, as qemu's probing treats a file it does not
+ * recognise.
  */
 int layer_probe_format (const char *path, enum layer_format *format);
 

@@ -52,12 +52,16 @@ refcount_get (struct layer *l, uint64_t cluster_index,
     return q2_error ("%s: refcount block offset %#" PRIx64 " is past the "
                      "end of the file", l->file.path, block_offset);
 
-  /* Not thread-safe: refcounts are read at startup only, before any
-   * request; a one-block memo avoids rereading the block for the next
-   * cluster.
+  /* A one-block memo per layer avoids rereading the block for the next
+   * cluster.  Not thread-safe: refcounts are read when the layer is
+   * opened (metadata preallocation detection) and when its container
+   * view is first analysed, which the plugin serialises; requests never
+   * read them.  The memo is invalid while a read is in progress, so a
+   * failed read leaves no half-read block behind.
    */
   block = l->refblock_memo;
   if (l->refblock_memo_offset != block_offset) {
+    l->refblock_memo_offset = UINT64_MAX;
     if (hostfile_pread (&l->file, block, h->cluster_size, block_offset) == -1)
       return -1;
     l->refblock_memo_offset = block_offset;

@@ -21,6 +21,7 @@
 #include "image_lock.h"
 #include "views.h"
 #include "l2_cache.h"
+#include "json_pad.h"
 #include "q2_error.h"
 
 /* -D qcow2map.chain=1: describe each layer at startup.
@@ -48,6 +49,32 @@ qcow2map_unload (void)
   free (filename);
 }
 
+/* l2-cache-size: at least 1M; at most 64G, which holds the L2 tables
+ * of any practical chain (64 TiB of guest disk even with 512-byte
+ * clusters) and keeps the cache's own bookkeeping small.
+ */
+#define MIN_L2_CACHE_SIZE (UINT64_C (1) << 20)
+#define MAX_L2_CACHE_SIZE (UINT64_C (64) << 30)
+
+static int
+parse_l2_cache_size (const char *value)
+{
+  int64_t r = nbdkit_parse_size (value);
+
+  /* nbdkit_parse_size has said why; say which parameter it was. */
+  if (r == -1) {
+    nbdkit_error ("l2-cache-size: could not parse size string (%s)", value);
+    return -1;
+  }
+  if ((uint64_t) r < MIN_L2_CACHE_SIZE || (uint64_t) r > MAX_L2_CACHE_SIZE) {
+    nbdkit_error ("l2-cache-size: %s is outside the allowed range 1M..64G",
+                  value);
+    return -1;
+  }
+  l2_cache_size = r;
+  return 0;
+}
+
 static int
 qcow2map_config (const char *key, const char *value)
 {
@@ -59,21 +86,16 @@ qcow2map_config (const char *key, const char *value)
     return -1;
   }
   if (strcmp (key, "file") == 0) {
-    free (filename);
+    if (filename) {
+      nbdkit_error ("file=%s: only one file= parameter is allowed "
+                    "(already given: %s)", value, filename);
+      return -1;
+    }
     filename = nbdkit_realpath (value);
     return filename ? 0 : -1;
   }
-  if (strcmp (key, "l2-cache-size") == 0) {
-    int64_t r = nbdkit_parse_size (value);
-    if (r == -1)
-      return -1;
-    if (r < 1024 * 1024) {
-      nbdkit_error ("l2-cache-size must be at least 1M");
-      return -1;
-    }
-    l2_cache_size = r;
-    return 0;
-  }
+  if (strcmp (key, "l2-cache-size") == 0)
+    return parse_l2_cache_size (value);
   nbdkit_error ("unknown parameter '%s'", key);
   return -1;
 }
@@ -91,7 +113,7 @@ qcow2map_config_complete (void)
 #define qcow2map_config_help \
   "file=<IMAGE>        (required) The qcow2 image to serve (with its\n" \
   "                    backing chain).\n" \
-  "l2-cache-size=SIZE  Bound on cached L2 tables (default 32M).\n" \
+  "l2-cache-size=SIZE  Bound on cached L2 tables (default 32M, 1M..64G).\n" \
   "locking=on|off|auto Take qemu's image locks (default auto).\n" \
   "force-share=BOOL    Serve even if a writer has the image open."
 
@@ -170,9 +192,14 @@ get_container (size_t layer)
     c = NULL;
   }
   else if ((c = containers[layer]) == NULL) {
-    c = containers[layer] = container_open (chain->layers[layer]);
+    c = container_open (chain->layers[layer]);
+    if (c && json_pad (&c->json, &c->json_len) == -1) {
+      container_close (c);
+      c = NULL;
+    }
     if (c == NULL)
       nbdkit_error ("%s", q2_last_error ());
+    containers[layer] = c;
   }
   pthread_mutex_unlock (&containers_lock);
   return c;
@@ -337,7 +364,7 @@ qcow2map_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   }
   if (r == -1) {
     nbdkit_error ("%s", q2_last_error ());
-    errno = EIO;
+    errno = q2_request_errno ();
   }
   return r;
 }
@@ -376,7 +403,7 @@ qcow2map_extents (void *handle, uint32_t count, uint64_t offset,
 
     if (view_block_status (h, offset, count, &length, &type) == -1) {
       nbdkit_error ("%s", q2_last_error ());
-      errno = EIO;
+      errno = q2_request_errno ();
       return -1;
     }
     if (nbdkit_add_extent (extents, offset, length, type) == -1)

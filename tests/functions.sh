@@ -70,6 +70,21 @@ case "$PLUGIN" in *.sh) _nbdkit_plugin=(sh "$PLUGIN") ;; esac
 # Timeout (seconds) applied to every server run, so that a hang fails the test.
 : "${QCOW2MAP_TEST_TIMEOUT:=120}"
 
+# ------------------------------------------------------ nbdkit -v
+# nbdkit_v ERRFILE ARGS... : timeout $QCOW2MAP_TEST_TIMEOUT nbdkit -v ARGS.
+# nbdkit's whole stderr (debug messages included) goes to ERRFILE.v, whose
+# last lines are printed if the test fails; ERRFILE gets the same without
+# the debug messages (the errors, warnings and --run output that tests
+# match).  Returns nbdkit's exit status.
+NBDKIT_LAST_VLOG=
+nbdkit_v() {
+    local errf=$1 rc=0; shift
+    NBDKIT_LAST_VLOG=$errf.v
+    timeout "$QCOW2MAP_TEST_TIMEOUT" nbdkit -v "$@" 2> "$errf.v" || rc=$?
+    grep -Ev '^nbdkit: ([^ ]+: )?debug: ' "$errf.v" > "$errf" || true
+    return "$rc"
+}
+
 # ------------------------------------------------------ test directories
 _SOCKDIR=
 _cleanup() {
@@ -83,6 +98,10 @@ _cleanup() {
         rm -rf "$_SOCKDIR"
     fi
     cd /
+    if [ "$rc" -ne 0 ] && [ -s "$NBDKIT_LAST_VLOG" ]; then
+        echo "$TESTNAME: last nbdkit -v log ($NBDKIT_LAST_VLOG), last 40 lines:" >&2
+        tail -n 40 "$NBDKIT_LAST_VLOG" | cut -c1-300 | sed 's/^/    | /' >&2
+    fi
     if [ "$rc" -eq 0 ]; then
         rm -rf "$TESTDIR"
     else
@@ -293,9 +312,8 @@ plugin_run() {
     PLUGIN_LAST_STDERR=$errf
     { echo 'set -e'; printf 'exec'; printf ' %q' "$@"; echo; } > "$script"
     local rc=0
-    timeout "$QCOW2MAP_TEST_TIMEOUT" \
-        nbdkit -U - -f "${_nbdkit_plugin[@]}" file="$img" "${params[@]}" \
-               --run "export uri unixsocket; exec bash '$script'" 2> "$errf" || rc=$?
+    nbdkit_v "$errf" -U - -f "${_nbdkit_plugin[@]}" file="$img" "${params[@]}" \
+             --run "export uri unixsocket; exec bash '$script'" || rc=$?
     if [ -s "$errf" ]; then
         echo "  nbdkit stderr (serving $img):" >&2
         show_file "$errf" 20
@@ -499,9 +517,8 @@ expect_startup_error() {
     local errf="$TESTDIR/refuse-$ID.stderr" marker="$TESTDIR/refuse-$ID.ran" rc=0
     STARTUP_LAST_STDERR=$errf
     rm -f "$marker"
-    timeout "$QCOW2MAP_TEST_TIMEOUT" \
-        nbdkit -U - -f "${_nbdkit_plugin[@]}" file="$img" "$@" \
-               --run "touch '$marker'" 2> "$errf" || rc=$?
+    nbdkit_v "$errf" -U - -f "${_nbdkit_plugin[@]}" file="$img" "$@" \
+             --run "touch '$marker'" || rc=$?
     [ "$rc" -ne 124 ] || fail "timeout starting nbdkit on $img"
     if [ "$rc" -eq 0 ] || [ -e "$marker" ]; then
         show_file "$errf"
@@ -518,6 +535,45 @@ expect_startup_error() {
         fail "$img: startup error does not mention '$name'"
     fi
     log "OK refused $img (exit $rc): $(grep -Ei -m1 -- "$regex" "$errf.causes" >/dev/null && grep -m1 . "$errf")"
+}
+
+# expect_startup_message MESSAGE [nbdkit ARGS...]
+# nbdkit with the plugin and ARGS (e.g. file=x.qcow2 l2-cache-size=1E, or
+# --filter=... first) must refuse to start, and its stderr must hold exactly
+# the line "nbdkit: error: MESSAGE" (the whole line, no pattern), so that the
+# parameter, file and cause it names are all checked.
+expect_startup_message() {
+    local msg=$1; shift
+    next_id
+    local errf="$TESTDIR/refuse-$ID.stderr" marker="$TESTDIR/refuse-$ID.ran" rc=0
+    rm -f "$marker"
+    nbdkit_v "$errf" -U - -f "${_nbdkit_plugin[@]}" "$@" \
+             --run "touch '$marker'" || rc=$?
+    [ "$rc" -ne 124 ] || fail "timeout starting nbdkit with $*"
+    if [ "$rc" -eq 0 ] || [ -e "$marker" ]; then
+        show_file "$errf"
+        fail "$*: expected the startup error '$msg', but nbdkit served (exit $rc)"
+    fi
+    if ! grep -Fxq -- "nbdkit: error: $msg" "$errf"; then
+        show_file "$errf"
+        fail "$*: no stderr line is exactly 'nbdkit: error: $msg'"
+    fi
+    log "OK refused ($*): $msg"
+}
+
+# drop_backing_fmt IMG MAGIC : replace the magic of IMG's backing-format
+# header extension (0xE2792ACA, found in the first 4k) by MAGIC: an unknown
+# type (e.g. 0x7e57ab1e) that readers skip, or 0 (end of extensions).
+# qemu-img 7.2 cannot create an overlay without a backing format.
+drop_backing_fmt() {
+    local img=$1 magic=$2 offs
+    offs=$(find_bytes "$img" e2792aca 4096)
+    [ "$(echo "$offs" | wc -w)" -eq 1 ] || hard_error "backing format extension not found once in $img: '$offs'"
+    poke_be "$img" "$offs" 4 "$magic"
+    if qemu-img info "$img" | grep -q 'backing file format'; then
+        hard_error "$img still has a backing file format"
+    fi
+    log "$img: backing format extension at byte $offs replaced by magic $magic"
 }
 
 # expect_startup_ok IMG [PARAM=VALUE...] : the plugin starts and serves IMG.

@@ -13,18 +13,6 @@
 #  - v3 top over a v3 middle (both without the extension) over a raw base.
 source "$(dirname "$0")/functions.sh"
 
-# drop_backing_fmt IMG MAGIC : replace the backing-format extension's magic.
-drop_backing_fmt() {
-    local img=$1 magic=$2 offs
-    offs=$(find_bytes "$img" e2792aca 4096)
-    [ "$(echo "$offs" | wc -w)" -eq 1 ] || hard_error "backing format extension not found once in $img: '$offs'"
-    poke_be "$img" "$offs" 4 "$magic"
-    if qemu-img info "$img" | grep -q 'backing file format'; then
-        hard_error "$img still has a backing file format"
-    fi
-    log "$img: backing format extension at byte $offs replaced by magic $magic"
-}
-
 mkimg pbase.qcow2 2M
 qio pbase.qcow2 'write -P 0x71 0 2M'
 mkimg -b pbase.qcow2 -F qcow2 ptop.qcow2

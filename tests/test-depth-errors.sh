@@ -84,7 +84,7 @@ expect_refusal() {
     local what=$1 regex=$2; shift 2
     next_id
     local errf="$TESTDIR/refuse-$ID.stderr" marker="$TESTDIR/refuse-$ID.ran" rc=0
-    timeout "$QCOW2MAP_TEST_TIMEOUT" nbdkit -U - -f "$@" --run "touch '$marker'" 2> "$errf" || rc=$?
+    nbdkit_v "$errf" -U - -f "$@" --run "touch '$marker'" || rc=$?
     [ "$rc" -ne 124 ] || fail "$what: timeout"
     assert_no_crash "$rc" "$errf" "$what"
     if [ "$rc" -eq 0 ] || [ -e "$marker" ]; then
@@ -126,11 +126,11 @@ log "OK depth=3 and depth=0-3 start on a 3-layer chain"
 # views cannot be served and must be refused, without a crash; the
 # plugin's own export "" passes through.
 rc=0
-timeout "$QCOW2MAP_TEST_TIMEOUT" nbdkit -U - -f --filter="$FILTER" file file=top.qcow2 --run '
+nbdkit_v file-plugin.err -U - -f --filter="$FILTER" file file=top.qcow2 --run '
     q=${uri#*\?}
     if nbdinfo --size "nbd+unix:///depth/1?$q" 2> /dev/null; then echo "ACCEPTED depth/1"; fi
     nbdcopy --no-extents "$uri" "'"$TESTDIR"'/file-plugin.raw"
-' > file-plugin.log 2> file-plugin.err || rc=$?
+' > file-plugin.log || rc=$?
 assert_no_crash "$rc" file-plugin.err "depth filter over the file plugin"
 [ "$rc" -eq 0 ] || { show_file file-plugin.err; fail "depth filter over the file plugin: serving \"\" failed (exit $rc)"; }
 ! grep -q ACCEPTED file-plugin.log || { show_file file-plugin.err; fail "depth filter over the file plugin: depth/1 was served"; }

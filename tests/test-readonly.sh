@@ -17,6 +17,7 @@ mkimg -o lazy_refcounts=on -b ro-top.qcow2 -F qcow2 ro-dirty.qcow2
 qio ro-dirty.qcow2 'write -P 0x43 1M 4k'
 qcow2_set_incompat_bit ro-dirty.qcow2 0
 files=(ro-base.qcow2 ro-top.qcow2 ro-top.raw ro-dirty.qcow2)
+qemu-img convert -f qcow2 -O raw ro-dirty.qcow2 expected.raw   # before the snapshot
 
 touch -d '2001-02-03 04:05:06' "${files[@]}"
 stat -c '%n %s %Y' "${files[@]}" > before.stat
@@ -31,15 +32,26 @@ plugin_run ro-dirty.qcow2 -- sh -c 'nbdinfo --is read-only "$uri"' ||
 log "OK nbdinfo --is read-only: true"
 
 head -c 64k /dev/zero | tr '\0' '\125' > junk.raw
-plugin_run ro-dirty.qcow2 -- sh -c '
+# Every command is checked (set -e), and each write must fail because the
+# export is read-only, not for another reason.
+plugin_run ro-dirty.qcow2 -- bash -c '
+    set -e
     nbdcopy "$uri" copy.raw
     nbdinfo --map "$uri" > /dev/null
     if qemu-io -f raw "$uri" -c "write -P 0x99 0 4k" > qio-write.out 2>&1; then
         echo "qemu-io could write"; exit 1; fi
     if nbdcopy junk.raw "$uri" > nbdcopy-write.out 2>&1; then
         echo "nbdcopy could write"; exit 1; fi
-    qemu-io -r -f raw "$uri" -c "read -P 0x43 1M 4k" -c "read -P 0x42 64k 64k" > /dev/null
+    qemu-io -r -f raw "$uri" -c "read -P 0x43 1M 4k" -c "read -P 0x42 64k 64k" > qio-read.out
 ' || fail "a write was accepted, or a read failed"
+grep -q "Could not open image: Permission denied" qio-write.out ||
+    { show_file qio-write.out; fail "qemu-io's write did not fail for lack of write permission"; }
+grep -q "the destination is read-only" nbdcopy-write.out ||
+    { show_file nbdcopy-write.out; fail "nbdcopy's write did not fail because the export is read-only"; }
+# qemu-io exits 0 even when a pattern does not match: read its output.
+[ "$(grep -c '^read [0-9]*/[0-9]* bytes' qio-read.out)" -eq 2 ] && ! grep -q 'Pattern verification failed' qio-read.out ||
+    { show_file qio-read.out; fail "reading back the written patterns failed"; }
+compare_bytes expected.raw copy.raw "nbdcopy of ro-dirty.qcow2 made while testing writes"
 log "OK writes refused: qemu-io: $(head -n1 qio-write.out | cut -c1-120); nbdcopy: $(head -n1 nbdcopy-write.out | cut -c1-120)"
 
 stat -c '%n %s %Y' "${files[@]}" > after.stat
