@@ -111,6 +111,45 @@ open_backing_files (struct chain *c)
   }
 }
 
+/* Bytes of L2 slices needed to cache every L2 table that layer L can
+ * reference for its virtual size: as in qemu (read_cache_sizes), a
+ * larger l2-cache-size is capped to this, so that a generous setting
+ * costs nothing on a small image.
+ */
+static uint64_t
+l2_bytes_needed (const struct layer *l)
+{
+  const struct qcow2_header *h = &l->header;
+  uint64_t table_span, tables, slice;
+
+  if (l->format != LAYER_QCOW2)
+    return 0;
+  table_span = h->cluster_size << h->l2_bits;   /* guest bytes per table */
+  tables = l->size / table_span + (l->size % table_span != 0);
+  slice = h->cluster_size < L2_SLICE_BYTES ? h->cluster_size : L2_SLICE_BYTES;
+  /* each table is cluster_size bytes, cached in slices */
+  return tables * (h->cluster_size / slice) * L2_SLICE_BYTES;
+}
+
+/* Create the L2 cache once every layer is open (no layer reads an L2
+ * table while it opens), sized min(REQUESTED, what the chain needs).
+ */
+static int
+create_l2_cache (struct chain *c, uint64_t requested)
+{
+  uint64_t needed = 0;
+  size_t i;
+
+  for (i = 0; i < c->n; i++)
+    needed += l2_bytes_needed (c->layers[i]);
+  c->cache = l2_cache_new (needed < requested ? needed : requested);
+  if (c->cache == NULL)
+    return -1;
+  for (i = 0; i < c->n; i++)
+    c->layers[i]->cache = c->cache;
+  return 0;
+}
+
 struct chain *
 chain_open (const char *path, uint64_t l2_cache_bytes,
             const struct image_lock_options *locking)
@@ -126,9 +165,6 @@ chain_open (const char *path, uint64_t l2_cache_bytes,
     c->locking = *locking;
   else
     c->locking.locking = IMAGE_LOCKING_OFF;
-  c->cache = l2_cache_new (l2_cache_bytes);
-  if (c->cache == NULL)
-    goto fail;
   if (layer_probe_format (path, &format) == -1)
     goto fail;
   if (format != LAYER_QCOW2) {
@@ -136,7 +172,8 @@ chain_open (const char *path, uint64_t l2_cache_bytes,
     goto fail;
   }
   if (append_layer (c, path, LAYER_QCOW2) == -1 ||
-      open_backing_files (c) == -1)
+      open_backing_files (c) == -1 ||
+      create_l2_cache (c, l2_cache_bytes) == -1)
     goto fail;
   return c;
  fail:

@@ -53,7 +53,7 @@ l2_cache_new (uint64_t max_bytes)
   c->nsets = nsets;
   c->mem = malloc (nsets * WAYS * L2_SLICE_BYTES);
   if (c->mem == NULL) {
-    q2_error ("malloc: %m");
+    q2_error ("L2 cache of %zu bytes: %m", nsets * WAYS * L2_SLICE_BYTES);
     free (c);
     return NULL;
   }

@@ -80,7 +80,7 @@ expect_startup_message "backing file of $T/over-vmdk.qcow2: $T/x.vmdk: backing f
     file=over-vmdk.qcow2
 
 # ---- long messages are not cut
-long=$(printf 'd%.0s' {1..200})
+long=$(printf 'd%.0s' {1..250})
 mkdir -p "$long/$long"
 a="$T/$long/$long/a.qcow2" b="$T/$long/b.qcow2"
 mkimg "$a" 1M

@@ -29,7 +29,7 @@ refused() {
     [ "$rc" -ne 0 ] || fail "served ${IMG:-top.qcow2} although $file is held"
     [ "$(wc -l < "$PLUGIN_LAST_STDERR")" -eq 1 ] ||
         { show_file "$PLUGIN_LAST_STDERR"; fail "expected one line on stderr"; }
-    grep -qF "error: $(pwd -P)/$file: $msg" "$PLUGIN_LAST_STDERR" ||
+    grep -qF "$(pwd -P)/$file: $msg" "$PLUGIN_LAST_STDERR" ||
         { show_file "$PLUGIN_LAST_STDERR"; fail "expected '$(pwd -P)/$file: $msg'"; }
     log "OK refused: $(cat "$PLUGIN_LAST_STDERR")"
 }
