@@ -258,10 +258,19 @@ unit_kind (struct layer *l, const struct cluster_desc *d, uint64_t guest,
   uint64_t in_cluster = guest & (cs - 1);
   unsigned sc = in_cluster / (cs / 32);
 
-  switch (cluster_subcluster_type (&l->geom, d, sc)) {
+  enum subcluster_type type = cluster_subcluster_type (&l->geom, d, sc);
+
+  switch (type) {
   case SC_UNALLOCATED:
-  case SC_UNALLOCATED_ALLOC: *kind = RUN_UNALLOCATED; return 0;
-  case SC_ZERO:              *kind = RUN_ZERO; return 0;
+  case SC_UNALLOCATED_ALLOC:
+  case SC_ZERO:
+    *kind = type == SC_ZERO ? RUN_ZERO : RUN_UNALLOCATED;
+    /* A host cluster may still be allocated (preallocated zero
+     * clusters, unallocated subclusters of an allocated cluster): qemu
+     * reports its offset in qemu-img map.
+     */
+    *host = d->host_offset ? d->host_offset + in_cluster : 0;
+    return 0;
   case SC_COMPRESSED:        *kind = RUN_COMPRESSED; *host = d->host_offset;
                              return 0;
   case SC_NORMAL:            *kind = RUN_DATA;
@@ -287,6 +296,18 @@ check_identity (struct layer *l, const struct cluster_desc *d,
                      "host offset %#" PRIx64 " differs from the guest offset",
                      l->file.path, cluster_guest, d->host_offset);
   return 0;
+}
+
+/* A zero or unallocated run keeps one kind of host backing: none, or
+ * allocated host clusters contiguous with the run's start (qemu
+ * reports their offset).
+ */
+static bool
+host_backing_continues (const struct run *r, uint64_t host, uint64_t delta)
+{
+  if (host == 0 || r->host_offset == 0)
+    return host == r->host_offset;
+  return host == r->host_offset + delta;
 }
 
 static int
@@ -346,7 +367,9 @@ map_qcow2 (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
                             .compressed_size = d.compressed_size };
       }
       else if (kind != r->kind || kind == RUN_COMPRESSED ||
-               (kind == RUN_DATA && host != r->host_offset + (pos - offset)))
+               (kind == RUN_DATA && host != r->host_offset + (pos - offset)) ||
+               ((kind == RUN_ZERO || kind == RUN_UNALLOCATED) &&
+                !host_backing_continues (r, host, pos - offset)))
         goto done;
       pos = unit_end;
     }

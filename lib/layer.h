@@ -55,6 +55,8 @@ struct run {
   enum run_kind kind;
   uint64_t length;
   uint64_t host_offset;        /* DATA: host offset of the first byte;
+                                  ZERO, UNALLOCATED: same if a host
+                                  cluster is allocated, else 0;
                                   COMPRESSED: offset of compressed data */
   uint64_t compressed_size;    /* COMPRESSED */
 };

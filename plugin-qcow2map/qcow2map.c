@@ -20,6 +20,7 @@
 #include "container.h"
 #include "views.h"
 #include "l2_cache.h"
+#include "map_json.h"
 #include "q2_error.h"
 
 /* -D qcow2map.chain=1: describe each layer at startup.
@@ -36,12 +37,15 @@ static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
 static struct chain *chain;
 
 static void free_containers (void);
+static void free_map_jsons (void);
 
 static void
 qcow2map_unload (void)
 {
-  if (chain)
+  if (chain) {
     free_containers ();
+    free_map_jsons ();
+  }
   chain_close (chain);
   free (filename);
 }
@@ -177,12 +181,97 @@ free_containers (void)
   free (containers);
 }
 
+/* The map.json exports: built on first use, then shared.  Index 0 is
+ * the whole chain, index I+1 layer I alone.
+ */
+struct json_doc {
+  char *text;
+  size_t len;
+};
+static pthread_mutex_t map_jsons_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct json_doc *map_jsons;
+
+static const struct json_doc *
+get_map_json (size_t first, size_t last, size_t index)
+{
+  struct json_doc *d = NULL;
+
+  pthread_mutex_lock (&map_jsons_lock);
+  if (map_jsons == NULL)
+    map_jsons = calloc (chain->n + 1, sizeof *map_jsons);
+  if (map_jsons == NULL)
+    nbdkit_error ("calloc: %m");
+  else if (map_jsons[index].text == NULL &&
+           map_json_build (chain, first, last, &map_jsons[index].text,
+                           &map_jsons[index].len) == -1)
+    nbdkit_error ("%s", q2_last_error ());
+  else
+    d = &map_jsons[index];
+  pthread_mutex_unlock (&map_jsons_lock);
+  return d;
+}
+
+static void
+free_map_jsons (void)
+{
+  size_t i;
+
+  for (i = 0; map_jsons && i <= chain->n; i++)
+    free (map_jsons[i].text);
+  free (map_jsons);
+}
+
 /* Per connection: the view it serves (see views.h). */
 struct handle {
   struct view view;
   size_t first, last;            /* guest and layer views: the layers */
   struct container *container;   /* file views */
+  const char *json;              /* JSON views: the document served */
+  size_t json_len;
 };
+
+/* Find (or build) what view V of handle H serves.  Returns 0 or -1
+ * (error already reported).
+ */
+static int
+attach_view (struct handle *h)
+{
+  const struct json_doc *d;
+
+  h->first = h->view.layer;
+  h->last = h->view.kind == VIEW_GUEST ? chain->n - 1 : h->view.layer;
+  switch (h->view.kind) {
+  case VIEW_FILE:
+  case VIEW_FILE_JSON:
+    h->container = get_container (h->view.layer);
+    if (h->container == NULL)
+      return -1;
+    if (h->view.kind == VIEW_FILE_JSON) {
+      h->json = h->container->json;
+      h->json_len = h->container->json_len;
+    }
+    return 0;
+  case VIEW_MAP_JSON:
+  case VIEW_LAYER_MAP_JSON:
+    if (h->view.kind == VIEW_MAP_JSON)
+      d = get_map_json (0, chain->n - 1, 0);
+    else
+      d = get_map_json (h->view.layer, h->view.layer, h->view.layer + 1);
+    if (d == NULL)
+      return -1;
+    h->json = d->text;
+    h->json_len = d->len;
+    return 0;
+  default:
+    return 0;
+  }
+}
+
+static bool
+is_json_view (const struct handle *h)
+{
+  return h->json != NULL;
+}
 
 static void *
 qcow2map_open (int readonly)
@@ -203,14 +292,9 @@ qcow2map_open (int readonly)
     free (h);
     return NULL;
   }
-  h->first = h->view.layer;
-  h->last = h->view.kind == VIEW_GUEST ? chain->n - 1 : h->view.layer;
-  if (h->view.kind == VIEW_FILE || h->view.kind == VIEW_FILE_JSON) {
-    h->container = get_container (h->view.layer);
-    if (h->container == NULL) {
-      free (h);
-      return NULL;
-    }
+  if (attach_view (h) == -1) {
+    free (h);
+    return NULL;
   }
   return h;
 }
@@ -272,11 +356,11 @@ qcow2map_get_size (void *handle)
 {
   struct handle *h = handle;
 
-  switch (h->view.kind) {
-  case VIEW_FILE:      return chain->layers[h->first]->file.size;
-  case VIEW_FILE_JSON: return h->container->json_len;
-  default:             return chain->layers[h->first]->size;
-  }
+  if (is_json_view (h))
+    return h->json_len;
+  if (h->view.kind == VIEW_FILE)
+    return chain->layers[h->first]->file.size;
+  return chain->layers[h->first]->size;
 }
 
 static int
@@ -313,10 +397,11 @@ qcow2map_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   struct handle *h = handle;
   int r;
 
-  switch (h->view.kind) {
-  case VIEW_FILE_JSON:
-    memcpy (buf, h->container->json + offset, count);  /* nbdkit checked */
+  if (is_json_view (h)) {
+    memcpy (buf, h->json + offset, count);  /* nbdkit checked the range */
     return 0;
+  }
+  switch (h->view.kind) {
   case VIEW_FILE:
     r = container_pread (h->container, buf, count, offset);
     break;
@@ -335,11 +420,12 @@ static int
 view_block_status (struct handle *h, uint64_t offset, uint32_t count,
                    uint64_t *length, uint32_t *type)
 {
-  switch (h->view.kind) {
-  case VIEW_FILE_JSON:
+  if (is_json_view (h)) {
     *length = count;
     *type = 0;
     return 0;
+  }
+  switch (h->view.kind) {
   case VIEW_FILE:
     return container_block_status (h->container, offset, count,
                                    length, type);

@@ -28,9 +28,18 @@ view_parse (const struct chain *c, const char *name, struct view *v)
   *v = (struct view) { .kind = VIEW_GUEST, .layer = 0 };
   if (name[0] == '\0')
     return 0;
+  if (strcmp (name, "map.json") == 0) {
+    v->kind = VIEW_MAP_JSON;
+    return 0;
+  }
   if (strncmp (name, "layer/", 6) == 0) {
-    v->kind = VIEW_LAYER;
-    if (parse_layer_number (c, name + 6, &rest, &v->layer) == -1 || *rest)
+    if (parse_layer_number (c, name + 6, &rest, &v->layer) == -1)
+      return -1;
+    if (strcmp (rest, "") == 0)
+      v->kind = VIEW_LAYER;
+    else if (strcmp (rest, ".map.json") == 0)
+      v->kind = VIEW_LAYER_MAP_JSON;
+    else
       return -1;
     return 0;
   }
@@ -57,6 +66,10 @@ view_name (const struct view *v, char name[64])
   case VIEW_FILE:      snprintf (name, 64, "file/%zu", v->layer + 1); break;
   case VIEW_FILE_JSON: snprintf (name, 64, "file/%zu.json", v->layer + 1);
                        break;
+  case VIEW_MAP_JSON:  snprintf (name, 64, "map.json"); break;
+  case VIEW_LAYER_MAP_JSON:
+    snprintf (name, 64, "layer/%zu.map.json", v->layer + 1);
+    break;
   }
 }
 
@@ -95,6 +108,15 @@ view_describe (const struct chain *c, const struct view *v)
     fprintf (fp, "allocation statistics and metadata map (JSON) of %s",
              l->file.path);
     break;
+  case VIEW_MAP_JSON:
+    fprintf (fp, "guest map of the whole chain as qemu-img map "
+             "--output=json prints it: %s", l->file.path);
+    break;
+  case VIEW_LAYER_MAP_JSON:
+    fprintf (fp, "map of layer %zu alone as qemu-img map --output=json "
+             "prints it with \"backing\": null: %s", v->layer + 1,
+             l->file.path);
+    break;
   }
   if (fclose (fp) == EOF) {
     free (s);
@@ -112,8 +134,14 @@ view_for_each (const struct chain *c,
 
   if (f (opaque, &v) == -1)
     return -1;
+  v.kind = VIEW_MAP_JSON;
+  if (f (opaque, &v) == -1)
+    return -1;
   for (i = 0; i < c->n; i++) {
     v = (struct view) { VIEW_LAYER, i };
+    if (f (opaque, &v) == -1)
+      return -1;
+    v.kind = VIEW_LAYER_MAP_JSON;
     if (f (opaque, &v) == -1)
       return -1;
   }

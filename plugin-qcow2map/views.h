@@ -4,6 +4,8 @@
  *   layer/N        layer N alone (1 = the image named by file=)
  *   file/N         the qcow2 file of layer N, unused clusters as holes
  *   file/N.json    statistics and metadata map of that file
+ *   map.json       qemu-img map --output=json of the guest disk
+ *   layer/N.map.json  the same for layer N alone ("backing": null)
  */
 #ifndef QCOW2MAP_VIEWS_H
 #define QCOW2MAP_VIEWS_H
@@ -12,7 +14,11 @@
 
 #include "backing_chain.h"
 
-enum view_kind { VIEW_GUEST, VIEW_LAYER, VIEW_FILE, VIEW_FILE_JSON };
+enum view_kind {
+  VIEW_GUEST, VIEW_LAYER, VIEW_FILE, VIEW_FILE_JSON,
+  VIEW_MAP_JSON,                /* map.json (layer 0) */
+  VIEW_LAYER_MAP_JSON,          /* layer/N.map.json */
+};
 
 struct view {
   enum view_kind kind;

@@ -327,6 +327,55 @@ _compare_bytes() {
     compare_bytes "$2" "$3" "guest bytes of $1 (read with $4; expected: qemu-img convert)"
 }
 
+# ------------------------------------------------------ map.json exports
+# Shell code for plugin_run: copy map.json and every layer/N.map.json the
+# plugin lists into the directory $CI_MAPJ (as map.json, layer-N.map.json).
+_FETCH_MAP_JSONS='
+    nbdinfo --list --json "$uri" > "$CI_MAPJ/list.json" &&
+    for e in $(jq -r ".exports[] | .[\"export-name\"] | select(endswith(\"map.json\"))" "$CI_MAPJ/list.json"); do
+        nbdcopy "nbd+unix:///$e?socket=$unixsocket" "$CI_MAPJ/$(echo "$e" | tr / -)" || exit 1
+    done'
+
+# qemu_map_json IMG [N] : qemu-img map --output=json of IMG's whole chain, or
+# (with N) of layer N alone opened with "backing": null; run in IMG's
+# directory.
+qemu_map_json() {
+    local img=$1 n=${2:-} dir base f fmt
+    dir=$(cd "$(dirname "$img")" && pwd); base=$(basename "$img")
+    if [ -z "$n" ]; then
+        (cd "$dir" && qemu-img map -f qcow2 --output=json "$base")
+        return
+    fi
+    f=$(cd "$dir" && qemu-img info --backing-chain --output=json "$base" | jq -r ".[$((n - 1))].filename")
+    fmt=$(cd "$dir" && qemu-img info --backing-chain --output=json "$base" | jq -r ".[$((n - 1))].format")
+    f=$(jq -rn --arg f "$f" '$f | tojson')
+    if [ "$fmt" = raw ]; then
+        (cd "$dir" && qemu-img map --output=json "json:{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":$f}}")
+    else
+        (cd "$dir" && qemu-img map --output=json "json:{\"driver\":\"$fmt\",\"backing\":null,\"file\":{\"driver\":\"file\",\"filename\":$f}}")
+    fi
+}
+
+# compare_map_jsons IMG DIR : DIR holds map.json and layer-N.map.json as
+# fetched by $_FETCH_MAP_JSONS; each must be byte-identical to qemu-img map.
+compare_map_jsons() {
+    local img=$1 d=$2 n i what f
+    n=$(cd "$(dirname "$img")" && qemu-img info --backing-chain --output=json "$(basename "$img")" | jq length)
+    [ -f "$d/map.json" ] || fail "$img: no map.json export"
+    for ((i = 0; i <= n; i++)); do
+        if [ "$i" -eq 0 ]; then f=map.json; what="map.json of $img"
+        else f=layer-$i.map.json; what="layer/$i.map.json of $img"; fi
+        [ -f "$d/$f" ] || fail "$what: not listed"
+        qemu_map_json "$img" ${i#0} > "$d/$f.qemu" || fail "qemu-img map failed for $what"
+        if ! cmp -s "$d/$f.qemu" "$d/$f"; then
+            diff -u --label "qemu-img map" --label "qcow2map $f" "$d/$f.qemu" "$d/$f" > "$d/$f.diff" || true
+            show_file "$d/$f.diff" 40
+            fail "$what differs from qemu-img map --output=json"
+        fi
+    done
+    [ "$(ls "$d" | grep -c 'map\.json$')" -eq $((n + 1)) ] || fail "$img: map.json exports: $(ls "$d")"
+}
+
 # -------------------------------------------------------- check_image
 # check_image IMG [PARAM=VALUE...]
 # Core assertion.  Through the plugin (run from the current directory):
@@ -345,12 +394,14 @@ check_image() {
     local esize; esize=$(stat -c %s "$exp")
 
     export CI_ACT=$act CI_ACT2=$act2 CI_MAP="$TESTDIR/$tag.ours.json" CI_SIZE="$TESTDIR/$tag.ours.size"
-    rm -f "$act" "$act2"
+    export CI_MAPJ="$TESTDIR/$tag.mapjson"
+    rm -f "$act" "$act2"; rm -rf "$CI_MAPJ"; mkdir "$CI_MAPJ"
     plugin_run "$img" "$@" -- sh -c '
         nbdcopy "$uri" "$CI_ACT" &&
         nbdcopy --no-extents "$uri" "$CI_ACT2" &&
         nbdinfo --json --map "$uri" > "$CI_MAP" &&
-        nbdinfo --size "$uri" > "$CI_SIZE"' ||
+        nbdinfo --size "$uri" > "$CI_SIZE" &&
+        '"$_FETCH_MAP_JSONS" ||
         fail "serving $img through the plugin failed"
 
     qemu_nbd_start "$img"
@@ -372,8 +423,10 @@ check_image() {
     _compare_maps "$TESTDIR/$tag.ours.map" "$TESTDIR/$tag.qemu.map" "$img"
     # (a) again, copy using extents (zero/hole regions skipped by nbdcopy)
     _compare_bytes "$img" "$exp" "$act" "nbdcopy"
+    # (d) map.json and layer/N.map.json against qemu-img map
+    compare_map_jsons "$img" "$CI_MAPJ"
 
-    log "OK $img${*:+ ($*)}: size $osize; bytes identical (cmp, with and without extents, sha256 $(sha256sum < "$exp" | cut -c1-12)); map identical: $(map_summary "$TESTDIR/$tag.ours.map")"
+    log "OK $img${*:+ ($*)}: size $osize; bytes identical (cmp, with and without extents, sha256 $(sha256sum < "$exp" | cut -c1-12)); map identical: $(map_summary "$TESTDIR/$tag.ours.map"); map.json + layer maps identical to qemu-img map"
     rm -f "$exp" "$act" "$act2"
 }
 
