@@ -194,6 +194,20 @@ layer_close (struct layer *l)
   free (l);
 }
 
+int
+layer_load_l1 (struct layer *l, uint64_t l1_offset, uint32_t l1_size)
+{
+  uint64_t *t = read_table (l, l1_offset, l1_size);
+
+  if (t == NULL)
+    return -1;
+  free (l->l1);
+  l->l1 = t;
+  l->header.l1_table_offset = l1_offset;
+  l->header.l1_size = l1_size;
+  return 0;
+}
+
 /* ---- mapping ---- */
 
 /* Fetch the L2 entries [FIRST, FIRST+N) of the table at L2_OFFSET

@@ -35,9 +35,12 @@ NBDKIT_DLL_PUBLIC int qcow2map_debug_cache = 0;
 static char *filename;
 static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
 static struct chain *chain;
+static struct snapshot_table snapshots;   /* of the top image */
+static struct view_sources sources = { .snapshots = &snapshots };
 
 static void free_containers (void);
 static void free_map_jsons (void);
+static void free_snapshot_chains (void);
 
 static void
 qcow2map_unload (void)
@@ -45,7 +48,9 @@ qcow2map_unload (void)
   if (chain) {
     free_containers ();
     free_map_jsons ();
+    free_snapshot_chains ();
   }
+  snapshot_table_free (&snapshots);
   chain_close (chain);
   free (filename);
 }
@@ -129,9 +134,15 @@ qcow2map_get_ready (void)
     nbdkit_error ("%s", q2_last_error ());
     return -1;
   }
+  sources.chain = chain;
   warn_flags ();
   if (qcow2map_debug_chain)
     debug_chain ();
+  /* qemu refuses an image whose snapshot table it cannot read. */
+  if (snapshot_table_read (chain->layers[0], &snapshots) == -1) {
+    nbdkit_error ("%s", q2_last_error ());
+    return -1;
+  }
   return 0;
 }
 
@@ -221,9 +232,43 @@ free_map_jsons (void)
   free (map_jsons);
 }
 
+/* The chains of snapshot views: opened on first use, then shared. */
+static pthread_mutex_t snapshot_chains_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct chain **snapshot_chains;
+
+static struct chain *
+get_snapshot_chain (size_t i)
+{
+  struct chain *sc = NULL;
+
+  pthread_mutex_lock (&snapshot_chains_lock);
+  if (snapshot_chains == NULL)
+    snapshot_chains = calloc (snapshots.n, sizeof *snapshot_chains);
+  if (snapshot_chains == NULL)
+    nbdkit_error ("calloc: %m");
+  else if ((sc = snapshot_chains[i]) == NULL) {
+    sc = snapshot_chains[i] = snapshot_chain_open (chain, &snapshots.s[i]);
+    if (sc == NULL)
+      nbdkit_error ("%s", q2_last_error ());
+  }
+  pthread_mutex_unlock (&snapshot_chains_lock);
+  return sc;
+}
+
+static void
+free_snapshot_chains (void)
+{
+  size_t i;
+
+  for (i = 0; snapshot_chains && i < snapshots.n; i++)
+    snapshot_chain_close (snapshot_chains[i]);
+  free (snapshot_chains);
+}
+
 /* Per connection: the view it serves (see views.h). */
 struct handle {
   struct view view;
+  struct chain *chain;           /* guest, layer and snapshot views */
   size_t first, last;            /* guest and layer views: the layers */
   struct container *container;   /* file views */
   const char *json;              /* JSON views: the document served */
@@ -238,9 +283,14 @@ attach_view (struct handle *h)
 {
   const struct json_doc *d;
 
+  h->chain = chain;
   h->first = h->view.layer;
   h->last = h->view.kind == VIEW_GUEST ? chain->n - 1 : h->view.layer;
   switch (h->view.kind) {
+  case VIEW_SNAPSHOT:
+    h->chain = get_snapshot_chain (h->view.index);
+    h->last = chain->n - 1;
+    return h->chain ? 0 : -1;
   case VIEW_FILE:
   case VIEW_FILE_JSON:
     h->container = get_container (h->view.layer);
@@ -286,7 +336,7 @@ qcow2map_open (int readonly)
     nbdkit_error ("calloc: %m");
     return NULL;
   }
-  if (view_parse (chain, name, &h->view) == -1) {
+  if (view_parse (&sources, name, &h->view) == -1) {
     nbdkit_error ("%s: export '%s' not found (see nbdinfo --list)",
                   filename, name);
     free (h);
@@ -315,15 +365,14 @@ qcow2map_close (void *handle)
 static int
 add_view_export (void *exports, const struct view *v)
 {
-  char name[64], *desc = view_describe (chain, v);
-  int r;
+  char *name = view_name (&sources, v), *desc = view_describe (&sources, v);
+  int r = -1;
 
-  if (desc == NULL) {
+  if (name == NULL || desc == NULL)
     nbdkit_error ("describe export: %m");
-    return -1;
-  }
-  view_name (v, name);
-  r = nbdkit_add_export (exports, name, desc);
+  else
+    r = nbdkit_add_export (exports, name, desc);
+  free (name);
   free (desc);
   return r;
 }
@@ -331,7 +380,7 @@ add_view_export (void *exports, const struct view *v)
 static int
 qcow2map_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
 {
-  return view_for_each (chain, add_view_export, exports);
+  return view_for_each (&sources, add_view_export, exports);
 }
 
 static const char *
@@ -344,7 +393,7 @@ static const char *
 qcow2map_export_description (void *handle)
 {
   struct handle *h = handle;
-  char *s = view_describe (chain, &h->view);
+  char *s = view_describe (&sources, &h->view);
   const char *r = s ? nbdkit_strdup_intern (s) : NULL;
 
   free (s);
@@ -406,7 +455,7 @@ qcow2map_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
     r = container_pread (h->container, buf, count, offset);
     break;
   default:
-    r = chain_pread (chain, h->first, h->last, buf, count, offset);
+    r = chain_pread (h->chain, h->first, h->last, buf, count, offset);
   }
   if (r == -1) {
     nbdkit_error ("%s", q2_last_error ());
@@ -430,9 +479,11 @@ view_block_status (struct handle *h, uint64_t offset, uint32_t count,
     return container_block_status (h->container, offset, count,
                                    length, type);
   default:
-    /* Guest view: qemu's answer.  Layer view: HOLE = not in this layer. */
-    return chain_block_status (chain, h->first, h->last, offset, count,
-                               h->view.kind == VIEW_GUEST, length, type);
+    /* Guest and snapshot views: qemu's answer.  Layer view: HOLE =
+     * not in this layer.
+     */
+    return chain_block_status (h->chain, h->first, h->last, offset, count,
+                               h->view.kind != VIEW_LAYER, length, type);
   }
 }
 

@@ -430,6 +430,51 @@ check_image() {
     rm -f "$exp" "$act" "$act2"
 }
 
+# ------------------------------------------------------ check_snapshot
+# check_snapshot IMG EXPORT SPEC [PARAM=VALUE...]
+# The plugin's export EXPORT (e.g. snapshot/s1) against qemu loading the
+# internal snapshot SPEC (snapshot.name=NAME or snapshot.id=ID): bytes
+# (nbdcopy with and without extents) equal to qemu-img convert -l SPEC, map
+# equal to qemu-nbd -r -l SPEC, and the same size.
+check_snapshot() {
+    local img=$1 export=$2 spec=$3; shift 3
+    local tag; next_id; tag="sn$ID"
+    local dir base; dir=$(cd "$(dirname "$img")" && pwd); base=$(basename "$img")
+    local exp="$TESTDIR/$tag.expected.raw" what="$export of $img"
+
+    (cd "$dir" && qemu-img convert -f qcow2 -l "$spec" -O raw "$base" "$exp") ||
+        fail "qemu-img convert -l $spec failed on $img"
+    export SN_EXPORT=$export SN_TAG="$TESTDIR/$tag"
+    plugin_run "$img" "$@" -- sh -c '
+        u="nbd+unix:///$SN_EXPORT?socket=$unixsocket"
+        nbdcopy "$u" "$SN_TAG.actual.raw" &&
+        nbdcopy --no-extents "$u" "$SN_TAG.actual2.raw" &&
+        nbdinfo --json --map "$u" > "$SN_TAG.ours.json" &&
+        nbdinfo --size "$u" > "$SN_TAG.ours.size"' ||
+        fail "serving $what through the plugin failed"
+    qemu_nbd_start "$img" -l "$spec"
+    nbdinfo --json --map "$QEMU_NBD_URI" > "$TESTDIR/$tag.qemu.json" ||
+        fail "nbdinfo --map against qemu-nbd -l $spec failed"
+    local qsize; qsize=$(nbdinfo --size "$QEMU_NBD_URI")
+    qemu_nbd_stop
+    [ "$(cat "$TESTDIR/$tag.ours.size")" = "$qsize" ] ||
+        fail "$what: size $(cat "$TESTDIR/$tag.ours.size"), qemu-nbd -l $spec: $qsize"
+    compare_bytes "$exp" "$TESTDIR/$tag.actual2.raw" "$what (nbdcopy --no-extents; expected: qemu-img convert -l $spec)"
+    compare_bytes "$exp" "$TESTDIR/$tag.actual.raw" "$what (nbdcopy; expected: qemu-img convert -l $spec)"
+    map_normalize < "$TESTDIR/$tag.ours.json" > "$TESTDIR/$tag.ours.map"
+    map_normalize < "$TESTDIR/$tag.qemu.json" > "$TESTDIR/$tag.qemu.map"
+    _compare_maps "$TESTDIR/$tag.ours.map" "$TESTDIR/$tag.qemu.map" "$what (qemu-nbd -l $spec)"
+    log "OK $what = qemu -l $spec: size $qsize; bytes identical (sha256 $(sha256sum < "$exp" | cut -c1-12)); map identical: $(map_summary "$TESTDIR/$tag.ours.map")"
+    rm -f "$exp" "$TESTDIR/$tag.actual.raw" "$TESTDIR/$tag.actual2.raw"
+}
+
+# list_exports IMG [PARAM=VALUE...] : the plugin's export names, one a line.
+list_exports() {
+    local img=$1; shift
+    plugin_run "$img" "$@" -- sh -c 'nbdinfo --list --json "$uri"' |
+        jq -r '.exports[] | .["export-name"]'
+}
+
 # ------------------------------------------------ check_image_sparse
 # check_image_sparse IMG [PARAM=VALUE...]
 # For images too large to copy (e.g. 2T/4T sparse disks): compares
