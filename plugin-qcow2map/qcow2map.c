@@ -21,6 +21,7 @@
 #include "views.h"
 #include "l2_cache.h"
 #include "map_json.h"
+#include "bitmap.h"
 #include "q2_error.h"
 
 /* -D qcow2map.chain=1: describe each layer at startup.
@@ -36,10 +37,13 @@ static char *filename;
 static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
 static struct chain *chain;
 static struct snapshot_table snapshots;   /* of the top image */
-static struct view_sources sources = { .snapshots = &snapshots };
+static struct bitmap_directory bitmaps;   /* of the top image */
+static struct view_sources sources = {
+  .snapshots = &snapshots, .bitmaps = &bitmaps,
+};
 
 static void free_containers (void);
-static void free_map_jsons (void);
+static void free_json_docs (void);
 static void free_snapshot_chains (void);
 
 static void
@@ -47,10 +51,11 @@ qcow2map_unload (void)
 {
   if (chain) {
     free_containers ();
-    free_map_jsons ();
+    free_json_docs ();
     free_snapshot_chains ();
   }
   snapshot_table_free (&snapshots);
+  bitmap_directory_free (&bitmaps);
   chain_close (chain);
   free (filename);
 }
@@ -139,7 +144,9 @@ qcow2map_get_ready (void)
   if (qcow2map_debug_chain)
     debug_chain ();
   /* qemu refuses an image whose snapshot table it cannot read. */
-  if (snapshot_table_read (chain->layers[0], &snapshots) == -1) {
+  /* Nor one whose bitmap directory breaks its rules. */
+  if (snapshot_table_read (chain->layers[0], &snapshots) == -1 ||
+      bitmap_directory_read (chain->layers[0], &bitmaps) == -1) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;
   }
@@ -192,44 +199,68 @@ free_containers (void)
   free (containers);
 }
 
-/* The map.json exports: built on first use, then shared.  Index 0 is
- * the whole chain, index I+1 layer I alone.
+/* JSON exports (map.json, layer/N.map.json, bitmap/NAME.json): each
+ * document is built on first use, then shared by all connections.
  */
 struct json_doc {
   char *text;
   size_t len;
 };
-static pthread_mutex_t map_jsons_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct json_doc *map_jsons;
+static pthread_mutex_t docs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct json_doc *map_docs;     /* [0] the chain, [I+1] layer I */
+static struct json_doc *bitmap_docs;  /* one per bitmap of the top */
 
+static char *
+build_map_doc (size_t i, size_t *len)
+{
+  char *text;
+  int r = i == 0 ? map_json_build (chain, 0, chain->n - 1, &text, len)
+                 : map_json_build (chain, i - 1, i - 1, &text, len);
+  return r == -1 ? NULL : text;
+}
+
+static char *
+build_bitmap_doc (size_t i, size_t *len)
+{
+  return bitmap_json (chain->layers[0], &bitmaps.b[i], len);
+}
+
+/* Slot I of the N documents *SLOTS, built by BUILD if not yet. */
 static const struct json_doc *
-get_map_json (size_t first, size_t last, size_t index)
+get_doc (struct json_doc **slots, size_t n, size_t i,
+         char *(*build) (size_t i, size_t *len))
 {
   struct json_doc *d = NULL;
 
-  pthread_mutex_lock (&map_jsons_lock);
-  if (map_jsons == NULL)
-    map_jsons = calloc (chain->n + 1, sizeof *map_jsons);
-  if (map_jsons == NULL)
+  pthread_mutex_lock (&docs_lock);
+  if (*slots == NULL)
+    *slots = calloc (n, sizeof **slots);
+  if (*slots == NULL)
     nbdkit_error ("calloc: %m");
-  else if (map_jsons[index].text == NULL &&
-           map_json_build (chain, first, last, &map_jsons[index].text,
-                           &map_jsons[index].len) == -1)
+  else if ((*slots)[i].text == NULL &&
+           ((*slots)[i].text = build (i, &(*slots)[i].len)) == NULL)
     nbdkit_error ("%s", q2_last_error ());
   else
-    d = &map_jsons[index];
-  pthread_mutex_unlock (&map_jsons_lock);
+    d = &(*slots)[i];
+  pthread_mutex_unlock (&docs_lock);
   return d;
 }
 
 static void
-free_map_jsons (void)
+free_docs (struct json_doc *slots, size_t n)
 {
   size_t i;
 
-  for (i = 0; map_jsons && i <= chain->n; i++)
-    free (map_jsons[i].text);
-  free (map_jsons);
+  for (i = 0; slots && i < n; i++)
+    free (slots[i].text);
+  free (slots);
+}
+
+static void
+free_json_docs (void)
+{
+  free_docs (map_docs, chain->n + 1);
+  free_docs (bitmap_docs, bitmaps.n);
 }
 
 /* The chains of snapshot views: opened on first use, then shared. */
@@ -275,6 +306,18 @@ struct handle {
   size_t json_len;
 };
 
+/* qemu serves no bitmap that was not saved cleanly (IN_USE flag). */
+static int
+check_bitmap_usable (size_t i)
+{
+  if (bitmaps.b[i].flags & BITMAP_FLAG_IN_USE) {
+    nbdkit_error ("%s: Bitmap '%s' is inconsistent and cannot be used",
+                  filename, bitmaps.b[i].name);
+    return -1;
+  }
+  return 0;
+}
+
 /* Find (or build) what view V of handle H serves.  Returns 0 or -1
  * (error already reported).
  */
@@ -291,6 +334,9 @@ attach_view (struct handle *h)
     h->chain = get_snapshot_chain (h->view.index);
     h->last = chain->n - 1;
     return h->chain ? 0 : -1;
+  case VIEW_BITMAP:
+    h->last = chain->n - 1;
+    return check_bitmap_usable (h->view.index);
   case VIEW_FILE:
   case VIEW_FILE_JSON:
     h->container = get_container (h->view.layer);
@@ -303,10 +349,16 @@ attach_view (struct handle *h)
     return 0;
   case VIEW_MAP_JSON:
   case VIEW_LAYER_MAP_JSON:
-    if (h->view.kind == VIEW_MAP_JSON)
-      d = get_map_json (0, chain->n - 1, 0);
+  case VIEW_BITMAP_JSON:
+    if (h->view.kind == VIEW_BITMAP_JSON) {
+      if (check_bitmap_usable (h->view.index) == -1)
+        return -1;
+      d = get_doc (&bitmap_docs, bitmaps.n, h->view.index, build_bitmap_doc);
+    }
     else
-      d = get_map_json (h->view.layer, h->view.layer, h->view.layer + 1);
+      d = get_doc (&map_docs, chain->n + 1,
+                   h->view.kind == VIEW_MAP_JSON ? 0 : h->view.layer + 1,
+                   build_map_doc);
     if (d == NULL)
       return -1;
     h->json = d->text;
@@ -439,6 +491,56 @@ qcow2map_block_size (void *handle,
   return 0;
 }
 
+/* The guest disk where bitmap I is dirty, zeros elsewhere. */
+static int
+bitmap_view_pread (struct handle *h, uint8_t *buf, uint64_t count,
+                   uint64_t offset)
+{
+  const struct bitmap *b = &bitmaps.b[h->view.index];
+
+  while (count > 0) {
+    uint64_t length;
+    bool dirty;
+
+    if (bitmap_dirty (chain->layers[0], b, offset, count, &dirty,
+                      &length) == -1)
+      return -1;
+    if (!dirty)
+      memset (buf, 0, length);
+    else if (chain_pread (chain, 0, chain->n - 1, buf, length, offset) == -1)
+      return -1;
+    buf += length;
+    offset += length;
+    count -= length;
+  }
+  return 0;
+}
+
+/* Extents of a bitmap view: where clean, HOLE+ZERO; where dirty, the
+ * guest's HOLE bit but never ZERO, so that a copy that skips zero
+ * extents (nbdcopy --destination-is-zero) still copies every changed
+ * range, including one the guest has zeroed since.
+ */
+static int
+bitmap_view_block_status (struct handle *h, uint64_t offset, uint32_t count,
+                          uint64_t *length, uint32_t *type)
+{
+  const struct bitmap *b = &bitmaps.b[h->view.index];
+  bool dirty;
+
+  if (bitmap_dirty (chain->layers[0], b, offset, count, &dirty, length) == -1)
+    return -1;
+  if (!dirty) {
+    *type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+    return 0;
+  }
+  if (chain_block_status (chain, 0, chain->n - 1, offset, *length, true,
+                          length, type) == -1)
+    return -1;
+  *type &= ~NBDKIT_EXTENT_ZERO;
+  return 0;
+}
+
 static int
 qcow2map_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
                 uint32_t flags)
@@ -453,6 +555,9 @@ qcow2map_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   switch (h->view.kind) {
   case VIEW_FILE:
     r = container_pread (h->container, buf, count, offset);
+    break;
+  case VIEW_BITMAP:
+    r = bitmap_view_pread (h, buf, count, offset);
     break;
   default:
     r = chain_pread (h->chain, h->first, h->last, buf, count, offset);
@@ -478,6 +583,8 @@ view_block_status (struct handle *h, uint64_t offset, uint32_t count,
   case VIEW_FILE:
     return container_block_status (h->container, offset, count,
                                    length, type);
+  case VIEW_BITMAP:
+    return bitmap_view_block_status (h, offset, count, length, type);
   default:
     /* Guest and snapshot views: qemu's answer.  Layer view: HOLE =
      * not in this layer.

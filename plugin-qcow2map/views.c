@@ -43,6 +43,38 @@ parse_snapshot (const struct view_sources *vs, const char *name,
   return 0;
 }
 
+/* bitmap/NAME is the bitmap named NAME; bitmap/NAME.json the map of
+ * bitmap NAME (an exact bitmap name wins: a bitmap may be called
+ * "x.json").
+ */
+static int
+parse_bitmap (const struct view_sources *vs, const char *name,
+              struct view *v)
+{
+  const char *b = name + 7;
+  size_t len = strlen (b);
+  long i = bitmap_find (vs->bitmaps, b);
+  char *base;
+
+  if (i >= 0) {
+    v->kind = VIEW_BITMAP;
+    v->index = i;
+    return 0;
+  }
+  if (len <= 5 || strcmp (b + len - 5, ".json") != 0)
+    return -1;
+  base = strndup (b, len - 5);
+  if (base == NULL)
+    return -1;
+  i = bitmap_find (vs->bitmaps, base);
+  free (base);
+  if (i < 0)
+    return -1;
+  v->kind = VIEW_BITMAP_JSON;
+  v->index = i;
+  return 0;
+}
+
 int
 view_parse (const struct view_sources *vs, const char *name, struct view *v)
 {
@@ -58,6 +90,8 @@ view_parse (const struct view_sources *vs, const char *name, struct view *v)
   }
   if (strncmp (name, "snapshot", 8) == 0)
     return parse_snapshot (vs, name, v);
+  if (strncmp (name, "bitmap/", 7) == 0)
+    return parse_bitmap (vs, name, v);
   if (strncmp (name, "layer/", 6) == 0) {
     if (parse_layer_number (c, name + 6, &rest, &v->layer) == -1)
       return -1;
@@ -106,6 +140,12 @@ view_name (const struct view_sources *vs, const struct view *v)
     r = v->by_id ? asprintf (&name, "snapshot-id/%s", sn->id)
                  : asprintf (&name, "snapshot/%s", sn->name);
     break;
+  case VIEW_BITMAP:
+    r = asprintf (&name, "bitmap/%s", vs->bitmaps->b[v->index].name);
+    break;
+  case VIEW_BITMAP_JSON:
+    r = asprintf (&name, "bitmap/%s.json", vs->bitmaps->b[v->index].name);
+    break;
   }
   return r == -1 ? NULL : name;
 }
@@ -122,6 +162,21 @@ describe_snapshot (FILE *fp, const struct layer *l, const struct snapshot *sn)
   fprintf (fp, "guest disk as of internal snapshot id %s, name '%s' of %s "
            "(snapshot disk size %" PRIu64 "; served at the current size, "
            "as qemu does)", sn->id, sn->name, l->file.path, sn->disk_size);
+}
+
+static void
+describe_bitmap (FILE *fp, const struct layer *l, const struct bitmap *b,
+                 bool json)
+{
+  fprintf (fp, json ? "dirty map (JSON, as nbdinfo --map=qemu:dirty-bitmap:"
+                      "%s prints it) of persistent bitmap '%s'"
+                    : "guest disk where persistent bitmap '%s' is dirty, "
+                      "holes elsewhere%s",
+           b->name, json ? b->name : "");
+  fprintf (fp, " (granularity %" PRIu64 ", %s) of %s",
+           UINT64_C (1) << b->granularity_bits,
+           b->flags & BITMAP_FLAG_AUTO ? "enabled" : "disabled",
+           l->file.path);
 }
 
 char *
@@ -166,6 +221,11 @@ view_describe (const struct view_sources *vs, const struct view *v)
   case VIEW_SNAPSHOT:
     describe_snapshot (fp, l, &vs->snapshots->s[v->index]);
     break;
+  case VIEW_BITMAP:
+  case VIEW_BITMAP_JSON:
+    describe_bitmap (fp, l, &vs->bitmaps->b[v->index],
+                     v->kind == VIEW_BITMAP_JSON);
+    break;
   }
   if (fclose (fp) == EOF) {
     free (s);
@@ -199,6 +259,33 @@ snapshot_listing (const struct snapshot_table *t, size_t i, bool *by_id)
     return 0;
   }
   return -1;
+}
+
+/* Bitmaps that qemu would not serve (in use: inconsistent) are not
+ * listed; opening them says why.  Nor are names with a NUL byte, or a
+ * second bitmap of the same name.
+ */
+static bool
+bitmap_listed (const struct bitmap_directory *d, size_t i)
+{
+  const struct bitmap *b = &d->b[i];
+
+  return !(b->flags & BITMAP_FLAG_IN_USE) && b->name[0] &&
+    strlen (b->name) == b->name_len && (size_t) bitmap_find (d, b->name) == i;
+}
+
+/* bitmap/NAME.json, unless a bitmap is called NAME.json. */
+static bool
+bitmap_json_listed (const struct bitmap_directory *d, size_t i)
+{
+  char *json;
+  bool r;
+
+  if (asprintf (&json, "%s.json", d->b[i].name) == -1)
+    return false;
+  r = bitmap_find (d, json) < 0;
+  free (json);
+  return r;
 }
 
 int
@@ -236,6 +323,16 @@ view_for_each (const struct view_sources *vs,
     v = (struct view) { .kind = VIEW_SNAPSHOT, .index = i };
     if (snapshot_listing (vs->snapshots, i, &v.by_id) == 0 &&
         f (opaque, &v) == -1)
+      return -1;
+  }
+  for (i = 0; i < vs->bitmaps->n; i++) {
+    if (!bitmap_listed (vs->bitmaps, i))
+      continue;
+    v = (struct view) { .kind = VIEW_BITMAP, .index = i };
+    if (f (opaque, &v) == -1)
+      return -1;
+    v.kind = VIEW_BITMAP_JSON;
+    if (bitmap_json_listed (vs->bitmaps, i) && f (opaque, &v) == -1)
       return -1;
   }
   return 0;

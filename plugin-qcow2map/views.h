@@ -8,6 +8,8 @@
  *   layer/N.map.json  the same for layer N alone ("backing": null)
  *   snapshot/NAME  the guest disk as of internal snapshot NAME
  *   snapshot-id/ID the same, snapshot chosen by id
+ *   bitmap/NAME    the guest disk where persistent bitmap NAME is dirty
+ *   bitmap/NAME.json  that bitmap's dirty map (nbdinfo --json --map)
  */
 #ifndef QCOW2MAP_VIEWS_H
 #define QCOW2MAP_VIEWS_H
@@ -17,27 +19,31 @@
 
 #include "backing_chain.h"
 #include "snapshot.h"
+#include "bitmap.h"
 
 enum view_kind {
   VIEW_GUEST, VIEW_LAYER, VIEW_FILE, VIEW_FILE_JSON,
   VIEW_MAP_JSON,                /* map.json (layer 0) */
   VIEW_LAYER_MAP_JSON,          /* layer/N.map.json */
   VIEW_SNAPSHOT,                /* snapshot/NAME, snapshot-id/ID */
+  VIEW_BITMAP,                  /* bitmap/NAME */
+  VIEW_BITMAP_JSON,             /* bitmap/NAME.json */
 };
 
 struct view {
   enum view_kind kind;
   size_t layer;                 /* index into chain->layers */
-  size_t index;                 /* VIEW_SNAPSHOT: into the table */
+  size_t index;                 /* snapshot or bitmap index */
   bool by_id;                   /* VIEW_SNAPSHOT: named by id */
 };
 
-/* What views are made of: the chain, and the internal snapshots of its
- * top image.
+/* What views are made of: the chain, and the internal snapshots and
+ * persistent bitmaps of its top image.
  */
 struct view_sources {
   const struct chain *chain;
   const struct snapshot_table *snapshots;
+  const struct bitmap_directory *bitmaps;
 };
 
 /* Parse an export name.  Returns 0, or -1 if no such view exists in

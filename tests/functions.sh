@@ -468,6 +468,69 @@ check_snapshot() {
     rm -f "$exp" "$TESTDIR/$tag.actual.raw" "$TESTDIR/$tag.actual2.raw"
 }
 
+# ------------------------------------------------------- check_bitmap
+# check_bitmap IMG NAME [PARAM=VALUE...]
+# bitmap/NAME.json must be byte-identical to nbdinfo --json
+# --map=qemu:dirty-bitmap:NAME of qemu-nbd -r -B NAME; bitmap/NAME must read
+# the guest bytes (qemu-img convert) where the bitmap is dirty and zeros
+# elsewhere, with extents HOLE+ZERO where clean and qemu-nbd's base:allocation
+# without the ZERO bit where dirty.
+check_bitmap() {
+    local img=$1 name=$2; shift 2
+    local tag; next_id; tag="$TESTDIR/bm$ID"
+    local dir base; dir=$(cd "$(dirname "$img")" && pwd); base=$(basename "$img")
+    local what="bitmap/$name of $img"
+
+    (cd "$dir" && qemu-img convert -f qcow2 -O raw "$base" "$tag.guest.raw") ||
+        fail "qemu-img convert failed on $img"
+    qemu_nbd_start "$img" -B "$name"
+    nbdinfo --json --map="qemu:dirty-bitmap:$name" "$QEMU_NBD_URI" > "$tag.qemu-dirty.json" ||
+        fail "nbdinfo --map=qemu:dirty-bitmap:$name against qemu-nbd failed"
+    nbdinfo --json --map "$QEMU_NBD_URI" > "$tag.qemu-alloc.json" ||
+        fail "nbdinfo --map against qemu-nbd failed"
+    qemu_nbd_stop
+    export BM_NAME=$name BM_TAG=$tag
+    plugin_run "$img" "$@" -- sh -c '
+        nbdcopy "nbd+unix:///bitmap/$BM_NAME.json?socket=$unixsocket" "$BM_TAG.ours-dirty.json" &&
+        nbdcopy "nbd+unix:///bitmap/$BM_NAME?socket=$unixsocket" "$BM_TAG.ours.raw" &&
+        nbdcopy --no-extents "nbd+unix:///bitmap/$BM_NAME?socket=$unixsocket" "$BM_TAG.ours2.raw" &&
+        nbdinfo --json --map "nbd+unix:///bitmap/$BM_NAME?socket=$unixsocket" > "$BM_TAG.ours-map.json"' ||
+        fail "serving $what through the plugin failed"
+
+    if ! cmp -s "$tag.qemu-dirty.json" "$tag.ours-dirty.json"; then
+        diff -u --label qemu-nbd --label qcow2map "$tag.qemu-dirty.json" "$tag.ours-dirty.json" > "$tag.diff" || true
+        show_file "$tag.diff"
+        fail "bitmap/$name.json of $img differs from nbdinfo --json --map=qemu:dirty-bitmap:$name"
+    fi
+
+    # Expected bytes: the guest's where dirty, zeros elsewhere.
+    cp "$tag.guest.raw" "$tag.expected.raw"
+    jq -r '.[] | select(.type == 0) | "\(.offset) \(.length)"' "$tag.qemu-dirty.json" |
+        while read -r off len; do
+            dd if=/dev/zero of="$tag.expected.raw" bs=64k iflag=count_bytes oflag=seek_bytes \
+               seek="$off" count="$len" conv=notrunc status=none
+        done
+    compare_bytes "$tag.expected.raw" "$tag.ours2.raw" "$what (nbdcopy --no-extents)"
+    compare_bytes "$tag.expected.raw" "$tag.ours.raw" "$what (nbdcopy)"
+
+    # Expected map: split qemu's base:allocation at the dirty boundaries.
+    map_normalize < "$tag.qemu-alloc.json" > "$tag.alloc.map"
+    jq -r '.[] | "\(.offset) \(.length) \(.type)"' "$tag.qemu-dirty.json" > "$tag.dirty.map"
+    awk 'FNR == NR { ao[NR] = $1; al[NR] = $2; at[NR] = $3; na = NR; next }
+         { do_ = $1; de = $1 + $2; dirty = $3
+           for (i = 1; i <= na; i++) {
+               s = ao[i] > do_ ? ao[i] : do_; e = ao[i] + al[i] < de ? ao[i] + al[i] : de
+               if (s < e) printf "%.0f %.0f %d\n", s, e - s, dirty ? at[i] % 2 : 3
+           } }' "$tag.alloc.map" "$tag.dirty.map" |
+        awk 'NR > 1 && $3 == t && o + l == $1 { l += $2; next }
+             NR > 1 { printf "%.0f %.0f %d\n", o, l, t } { o = $1; l = $2; t = $3 }
+             END { if (NR) printf "%.0f %.0f %d\n", o, l, t }' > "$tag.expected.map"
+    map_normalize < "$tag.ours-map.json" > "$tag.ours.map"
+    _compare_maps "$tag.ours.map" "$tag.expected.map" "$what (expected: clean = hole,zero; dirty = qemu-nbd's base:allocation without ZERO)"
+    log "OK $what: .json identical to qemu-nbd -B ($(jq '[.[] | select(.type == 1)] | length' "$tag.qemu-dirty.json") dirty extents, $(jq '[.[] | select(.type == 1) | .length] | add // 0' "$tag.qemu-dirty.json") bytes); bytes and map as expected: $(map_summary "$tag.ours.map")"
+    rm -f "$tag".*.raw
+}
+
 # list_exports IMG [PARAM=VALUE...] : the plugin's export names, one a line.
 list_exports() {
     local img=$1; shift
