@@ -34,26 +34,21 @@ read_string (struct layer *l, uint64_t offset, uint16_t len)
   return s;
 }
 
-/* The snapshot's L1 table must fit qemu's bound and lie in the file
- * (qemu checks it when the snapshot is loaded).
+/* What qemu checks of a snapshot's L1 table when it loads the snapshot
+ * (qcow2_validate_table): qemu's size bound and cluster alignment.  A
+ * table past the end of the file reads as zeros, as in qemu.
  */
-static int
-check_l1 (struct layer *l, uint32_t i, const struct snapshot *s)
+int
+snapshot_check_l1 (const struct layer *l, const struct snapshot *s)
 {
-  uint64_t bytes = (uint64_t) s->l1_size * 8;
-
-  if (bytes > QCOW2_MAX_L1_BYTES)
-    return q2_error ("%s: snapshot %" PRIu32 ": L1 table too large "
-                     "(%" PRIu32 " entries)", l->file.path, i + 1, s->l1_size);
+  if ((uint64_t) s->l1_size * 8 > QCOW2_MAX_L1_BYTES)
+    return q2_error ("%s: snapshot '%s' (id %s): L1 table too large "
+                     "(%" PRIu32 " entries)", l->file.path, s->name, s->id,
+                     s->l1_size);
   if (s->l1_table_offset & (l->header.cluster_size - 1))
-    return q2_error ("%s: snapshot %" PRIu32 ": L1 table offset %#" PRIx64
-                     " is not aligned to a cluster", l->file.path, i + 1,
-                     s->l1_table_offset);
-  if (bytes > 0 && (s->l1_table_offset > l->file.size ||
-                    bytes > l->file.size - s->l1_table_offset))
-    return q2_error ("%s: snapshot %" PRIu32 ": L1 table at %#" PRIx64
-                     " (%" PRIu64 " bytes) does not fit in the file",
-                     l->file.path, i + 1, s->l1_table_offset, bytes);
+    return q2_error ("%s: snapshot '%s' (id %s): L1 table offset %#" PRIx64
+                     " is not aligned to a cluster", l->file.path, s->name,
+                     s->id, s->l1_table_offset);
   return 0;
 }
 
@@ -96,7 +91,7 @@ read_entry (struct layer *l, uint32_t i, uint64_t *offset, struct snapshot *s)
   if (off - l->header.snapshots_offset > SNAPSHOT_MAX_TABLE_BYTES)
     return q2_error ("%s: snapshot table is too big", l->file.path);
   *offset = off;
-  return check_l1 (l, i, s);
+  return 0;
 }
 
 int
@@ -157,6 +152,10 @@ snapshot_chain_open (const struct chain *c, const struct snapshot *s)
 
   if (sc == NULL) {
     q2_error ("calloc: %m");
+    return NULL;
+  }
+  if (snapshot_check_l1 (c->layers[0], s) == -1) {
+    free (sc);
     return NULL;
   }
   sc->n = c->n;

@@ -31,12 +31,18 @@ struct snapshot_table {
   struct snapshot *s;
 };
 
-/* Read the snapshot table of qcow2 layer L, with qemu's bounds (extra
- * data, table size) and each snapshot's L1 table checked to lie in the
- * file.  Returns 0, or -1 with q2_error set ("FILE: snapshot N: ...").
+/* Read the snapshot table of qcow2 layer L, with the bounds qemu
+ * checks when it opens the image (extra data, table size).  Returns 0,
+ * or -1 with q2_error set ("FILE: snapshot N: ...").
  */
 int snapshot_table_read (struct layer *l, struct snapshot_table *t);
 void snapshot_table_free (struct snapshot_table *t);
+
+/* What qemu checks of the L1 table of snapshot S of layer L when it
+ * loads it: size and alignment (no I/O).  Returns 0 or -1 with
+ * q2_error set.
+ */
+int snapshot_check_l1 (const struct layer *l, const struct snapshot *s);
 
 /* The first snapshot whose id (if ID) and name (if NAME) match, as
  * qemu's snapshot.id= / snapshot.name= options choose.  -1 if none.
@@ -45,7 +51,8 @@ long snapshot_find (const struct snapshot_table *t, const char *id,
                     const char *name);
 
 /* The guest disk as of snapshot S of C's top layer, as qemu serves it
- * with "qemu-nbd -l" (qcow2_snapshot_load_tmp): a chain whose top is a
+ * with "qemu-nbd -l" (qcow2_snapshot_load_tmp, which also checks the
+ * snapshot's L1 table as done here): a chain whose top is a
  * second opening of the top image with the snapshot's L1 table, over
  * the same backing layers (shared with C, not owned).  qemu keeps the
  * active virtual size, so does this.  Returns NULL with q2_error set.

@@ -237,16 +237,19 @@ view_describe (const struct view_sources *vs, const struct view *v)
 /* Which name lists snapshot I: its name if it is the first snapshot
  * with that (non-empty) name, else its id if it is the first with that
  * id; neither (not listed) if both are taken.  Names with a NUL byte
- * cannot be export names.
+ * cannot be export names.  Snapshots qemu cannot load are not listed
+ * (opening them says why).
  */
 #define NBD_MAX_NAME 4096
 
 static int
-snapshot_listing (const struct snapshot_table *t, size_t i, bool *by_id)
+snapshot_listing (const struct view_sources *vs, size_t i, bool *by_id)
 {
+  const struct snapshot_table *t = vs->snapshots;
   const struct snapshot *sn = &t->s[i];
 
-  if (sn->name_len + 12 > NBD_MAX_NAME || sn->id_len + 12 > NBD_MAX_NAME)
+  if (sn->name_len + 12 > NBD_MAX_NAME || sn->id_len + 12 > NBD_MAX_NAME ||
+      snapshot_check_l1 (vs->chain->layers[0], sn) == -1)
     return -1;
   if (sn->name[0] && strlen (sn->name) == sn->name_len &&
       (size_t) snapshot_find (t, NULL, sn->name) == i) {
@@ -321,7 +324,7 @@ view_for_each (const struct view_sources *vs,
   }
   for (i = 0; i < vs->snapshots->n; i++) {
     v = (struct view) { .kind = VIEW_SNAPSHOT, .index = i };
-    if (snapshot_listing (vs->snapshots, i, &v.by_id) == 0 &&
+    if (snapshot_listing (vs, i, &v.by_id) == 0 &&
         f (opaque, &v) == -1)
       return -1;
   }

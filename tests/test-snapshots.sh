@@ -73,6 +73,27 @@ printf '%s\n' snapshot/dup snapshot-id/2 snapshot-id/3 > names.want
 diff -u names.want names.list || fail "names.qcow2: snapshot exports listed differ"
 log "OK names.qcow2: listed $(tr '\n' ' ' < names.list)"
 
+# ---- a snapshot L1 table past the end of the file reads as zeros (qemu
+# checks only its size and alignment, when the snapshot is loaded); a
+# misaligned one is refused when the export is opened, the image still served.
+sn_off=$(peek_be top.qcow2 64 8)              # snapshots_offset; entry 1 first
+cp top.qcow2 l1-eof.qcow2
+poke_be l1-eof.qcow2 "$sn_off" 8 $(( ($(stat -c %s l1-eof.qcow2) / 65536 + 16) * 65536 ))
+check_snapshot l1-eof.qcow2 snapshot/small snapshot.name=small
+cp top.qcow2 l1-odd.qcow2
+poke_be l1-odd.qcow2 "$sn_off" 8 $(( $(peek_be top.qcow2 "$sn_off" 8) + 512 ))
+if qemu-img convert -f qcow2 -l snapshot.name=small -O raw l1-odd.qcow2 odd.raw 2> qemu-odd.err; then
+    hard_error "recipe: qemu loaded a misaligned snapshot L1 table"
+fi
+check_image l1-odd.qcow2
+list_exports l1-odd.qcow2 | grep -q '^snapshot/small$' && fail "l1-odd.qcow2: snapshot/small listed"
+if plugin_run l1-odd.qcow2 -- sh -c 'nbdinfo --size "nbd+unix:///snapshot/small?socket=$unixsocket"' > /dev/null 2>&1; then
+    fail "l1-odd.qcow2: snapshot/small with a misaligned L1 table was served"
+fi
+grep -q "snapshot 'small' (id 1): L1 table offset .* is not aligned" "$PLUGIN_LAST_STDERR" ||
+    { show_file "$PLUGIN_LAST_STDERR"; fail "l1-odd.qcow2: no clear message"; }
+log "OK misaligned snapshot L1 table: export not listed and refused (qemu: $(head -n1 qemu-odd.err)), the rest served"
+
 # Every listed snapshot export has a description naming id and name.
 plugin_run top.qcow2 -- sh -c 'nbdinfo --list --json "$uri"' > top.list.json
 [ "$(jq -r '.exports[] | select(.["export-name"] | startswith("snapshot")) | .["export-name"]' top.list.json | tr '\n' ' ')" = \
