@@ -22,12 +22,13 @@ struct map_entry {
   uint64_t offset;
 };
 
-/* Unallocated in the whole view: qemu still reports the host offset
- * when the last layer has a host cluster there (unallocated subclusters
- * of an allocated cluster with extended L2).
+/* Unallocated in the view, reported as zero by layer L (the last one,
+ * or the one above a backing file that ends before): qemu still
+ * reports the host offset when L has a host cluster there (unallocated
+ * subclusters of an allocated cluster with extended L2).
  */
 static int
-last_layer_host (struct layer *l, struct map_entry *e)
+answering_layer_host (struct layer *l, struct map_entry *e)
 {
   struct run r;
 
@@ -59,10 +60,12 @@ entry_at (struct chain *c, size_t first, size_t last, uint64_t offset,
   };
   if (!o.found) {               /* the last layer answers "zero" */
     e->depth = last - first;
-    return last_layer_host (c->layers[last], e);
+    return answering_layer_host (c->layers[last], e);
   }
-  else if (o.past_end)          /* the layer above a short backing file */
+  if (o.past_end) {             /* the layer above a short backing file */
     e->depth = o.layer - 1 - first;
+    return answering_layer_host (c->layers[o.layer - 1], e);
+  }
   else {
     const struct layer *l = c->layers[o.layer];
     e->depth = o.layer - first;
