@@ -266,7 +266,7 @@ lookup_l1 (struct layer *l, uint64_t offset, uint64_t *l2_offset)
  */
 static int
 unit_kind (struct layer *l, const struct cluster_desc *d, uint64_t guest,
-           enum run_kind *kind, uint64_t *host)
+           enum run_kind *kind, uint64_t *host, bool *has_host)
 {
   uint64_t cs = l->header.cluster_size;
   uint64_t in_cluster = guest & (cs - 1);
@@ -280,15 +280,20 @@ unit_kind (struct layer *l, const struct cluster_desc *d, uint64_t guest,
   case SC_ZERO:
     *kind = type == SC_ZERO ? RUN_ZERO : RUN_UNALLOCATED;
     /* A host cluster may still be allocated (preallocated zero
-     * clusters, unallocated subclusters of an allocated cluster): qemu
-     * reports its offset in qemu-img map.
+     * clusters, unallocated subclusters of an allocated cluster, which
+     * may be at host offset 0 in an external data file): qemu reports
+     * its offset in qemu-img map.
      */
-    *host = d->host_offset ? d->host_offset + in_cluster : 0;
+    *has_host = d->type == SC_NORMAL || (d->type == SC_ZERO &&
+                                         d->host_offset != 0);
+    *host = *has_host ? d->host_offset + in_cluster : 0;
     return 0;
   case SC_COMPRESSED:        *kind = RUN_COMPRESSED; *host = d->host_offset;
+                             *has_host = true;
                              return 0;
   case SC_NORMAL:            *kind = RUN_DATA;
                              *host = d->host_offset + in_cluster;
+                             *has_host = true;
                              return 0;
   case SC_INVALID:
   default:
@@ -317,10 +322,11 @@ check_identity (struct layer *l, const struct cluster_desc *d,
  * reports their offset).
  */
 static bool
-host_backing_continues (const struct run *r, uint64_t host, uint64_t delta)
+host_backing_continues (const struct run *r, bool has_host, uint64_t host,
+                        uint64_t delta)
 {
-  if (host == 0 || r->host_offset == 0)
-    return host == r->host_offset;
+  if (!has_host || !r->has_host)
+    return has_host == r->has_host;
   return host == r->host_offset + delta;
 }
 
@@ -366,24 +372,26 @@ map_qcow2 (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
     while (pos < end && pos < cluster_guest + cs) {
       uint64_t unit_end = (pos | (unit - 1)) + 1, host = 0;
       enum run_kind kind = RUN_UNALLOCATED;
+      bool has_host = false;
 
       if (d.type == SC_COMPRESSED)
         unit_end = cluster_guest + cs;
       if (unit_end > end)
         unit_end = end;
-      if (unit_kind (l, &d, pos, &kind, &host) == -1) {
+      if (unit_kind (l, &d, pos, &kind, &host, &has_host) == -1) {
         if (pos == offset)
           return -1;
         goto done;          /* report the error when the caller gets here */
       }
       if (pos == offset) {
         *r = (struct run) { .kind = kind, .host_offset = host,
+                            .has_host = has_host,
                             .compressed_size = d.compressed_size };
       }
       else if (kind != r->kind || kind == RUN_COMPRESSED ||
                (kind == RUN_DATA && host != r->host_offset + (pos - offset)) ||
                ((kind == RUN_ZERO || kind == RUN_UNALLOCATED) &&
-                !host_backing_continues (r, host, pos - offset)))
+                !host_backing_continues (r, has_host, host, pos - offset)))
         goto done;
       pos = unit_end;
     }
@@ -397,7 +405,7 @@ int
 layer_map (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
 {
   if (l->format == LAYER_RAW) {
-    *r = (struct run) { .kind = RUN_DATA, .length = len,
+    *r = (struct run) { .kind = RUN_DATA, .length = len, .has_host = true,
                         .host_offset = offset };
     return 0;
   }

@@ -62,10 +62,13 @@ enum run_kind {
 struct run {
   enum run_kind kind;
   uint64_t length;
-  uint64_t host_offset;        /* DATA: host offset of the first byte;
-                                  ZERO, UNALLOCATED: same if a host
-                                  cluster is allocated, else 0;
-                                  COMPRESSED: offset of compressed data */
+  bool has_host;               /* host_offset is valid: always for DATA
+                                  and COMPRESSED; for ZERO and
+                                  UNALLOCATED when a host cluster is
+                                  allocated there all the same */
+  uint64_t host_offset;        /* DATA, ZERO, UNALLOCATED: host offset
+                                  of the first byte; COMPRESSED: offset
+                                  of the compressed data */
   uint64_t compressed_size;    /* COMPRESSED */
 };
 

@@ -37,7 +37,7 @@ answering_layer_host (struct layer *l, struct map_entry *e)
   if (layer_map (l, e->start, e->length, &r) == -1)
     return -1;
   e->length = r.length;
-  e->has_offset = r.host_offset != 0;
+  e->has_offset = r.has_host;
   e->offset = r.host_offset;
   return 0;
 }
@@ -76,7 +76,7 @@ entry_at (struct chain *c, size_t first, size_t last, uint64_t offset,
       e->offset = l->format == LAYER_RAW ? offset : o.run.host_offset;
       break;
     case RUN_ZERO:              /* preallocated zero clusters only */
-      e->has_offset = o.run.host_offset != 0;
+      e->has_offset = o.run.has_host;
       e->offset = o.run.host_offset;
       break;
     default:                    /* compressed: no single host offset */
