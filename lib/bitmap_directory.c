@@ -169,11 +169,12 @@ read_entry (const struct hostfile *f, const struct qcow2_header *h,
     return q2_error ("strdup: %m");
   fault = entry_fault (e, h, disk_len);
   if (fault)
-    return q2_error ("%s: bitmap directory entry at %" PRIu64 " (bitmap "
-                     "'%s'): %s: invalid (table offset %#" PRIx64 ", table "
+    return q2_error ("%s: Bitmap '%s' doesn't satisfy the constraints "
+                     "(bitmap directory entry at %" PRIu64 "): "
+                     "%s: invalid (table offset %#" PRIx64 ", table "
                      "size %" PRIu32 ", flags %#" PRIx32 ", type %u, "
-                     "granularity_bits %u, name_size %u)", f->path, off,
-                     e->name, fault, e->table_offset, e->table_size,
+                     "granularity_bits %u, name_size %u)", f->path,
+                     e->name, off, fault, e->table_offset, e->table_size,
                      e->flags, e->type, e->granularity_bits, e->name_size);
   return 0;
 }

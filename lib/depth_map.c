@@ -5,67 +5,45 @@
 #include <stdlib.h>
 
 #include "depth_map.h"
+#include "extent_json.h"
 #include "q2_error.h"
 #include "q2_parse.h"
 
 #define MAX_DEPTH 1000000
 
+/* nbdinfo's words for qemu:allocation-depth. */
 static void
-print_extent (FILE *fp, uint64_t offset, uint64_t length, unsigned depth,
-              int first)
+describe_depth (uint32_t depth, char *buf, size_t n)
 {
-  fprintf (fp, "%s{ \"offset\": %" PRIu64 ", \"length\": %" PRIu64
-           ", \"type\": %u, \"description\": ",
-           first ? "" : ",\n", offset, length, depth);
   if (depth == 0)
-    fprintf (fp, "\"absent\"}");
+    snprintf (buf, n, "absent");
   else if (depth == 1)
-    fprintf (fp, "\"local\"}");
+    snprintf (buf, n, "local");
   else
-    fprintf (fp, "\"backing depth %u\"}", depth);
+    snprintf (buf, n, "backing depth %" PRIu32, depth);
 }
 
 char *
 depth_map_json (struct chain *c, size_t *len)
 {
-  uint64_t size = c->layers[0]->size, offset = 0, run_start = 0;
-  unsigned run_depth = 0;
-  int first = 1;
-  char *s = NULL;
-  FILE *fp = open_memstream (&s, len);
+  uint64_t size = c->layers[0]->size, offset = 0;
+  struct extent_json *w = extent_json_new (describe_depth);
 
-  if (fp == NULL) {
-    q2_error ("open_memstream: %m");
+  if (w == NULL)
     return NULL;
-  }
-  fprintf (fp, "[\n");
   while (offset < size) {
     uint64_t length;
     unsigned depth;
 
     if (chain_depth (c, 0, c->n - 1, offset, size - offset,
                      &length, &depth) == -1) {
-      fclose (fp);
-      free (s);
+      extent_json_abort (w);
       return NULL;
     }
-    if (offset > run_start && depth != run_depth) {
-      print_extent (fp, run_start, offset - run_start, run_depth, first);
-      first = 0;
-      run_start = offset;
-    }
-    run_depth = depth;
+    extent_json_add (w, length, depth);
     offset += length;
   }
-  if (offset > run_start)
-    print_extent (fp, run_start, offset - run_start, run_depth, first);
-  fprintf (fp, "\n]\n");
-  if (fclose (fp) == EOF) {
-    free (s);
-    q2_error ("open_memstream: %m");
-    return NULL;
-  }
-  return s;
+  return extent_json_finish (w, len);
 }
 
 int

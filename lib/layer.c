@@ -204,6 +204,20 @@ layer_close (struct layer *l)
   free (l);
 }
 
+int
+layer_load_l1 (struct layer *l, uint64_t l1_offset, uint32_t l1_size)
+{
+  uint64_t *t = read_table (l, l1_offset, l1_size);
+
+  if (t == NULL)
+    return -1;
+  free (l->l1);
+  l->l1 = t;
+  l->header.l1_table_offset = l1_offset;
+  l->header.l1_size = l1_size;
+  return 0;
+}
+
 /* ---- mapping ----
  *
  * What qemu 7.2 does with each L1 and L2 entry when it reads or maps
@@ -306,19 +320,53 @@ cluster_problem (const struct layer *l, const struct cluster_desc *d,
  */
 static void
 unit_kind (struct layer *l, const struct cluster_desc *d, uint64_t guest,
-           enum run_kind *kind, uint64_t *host)
+           enum run_kind *kind, uint64_t *host, bool *has_host)
 {
   uint64_t cs = l->header.cluster_size;
   uint64_t in_cluster = guest & (cs - 1);
   unsigned sc = in_cluster / (cs / 32);
 
-  switch (cluster_subcluster_type (&l->geom, d, sc)) {
-  case SC_ZERO:       *kind = RUN_ZERO; break;
-  case SC_COMPRESSED: *kind = RUN_COMPRESSED; *host = d->host_offset; break;
-  case SC_NORMAL:     *kind = RUN_DATA; *host = d->host_offset + in_cluster;
-                      break;
-  default:            *kind = RUN_UNALLOCATED; break;
+  enum subcluster_type type = cluster_subcluster_type (&l->geom, d, sc);
+
+  *has_host = false;
+  *host = 0;
+  switch (type) {
+  case SC_COMPRESSED:
+    *kind = RUN_COMPRESSED;
+    *host = d->host_offset;
+    *has_host = true;
+    return;
+  case SC_NORMAL:
+    *kind = RUN_DATA;
+    *host = d->host_offset + in_cluster;
+    *has_host = true;
+    return;
+  default:
+    *kind = type == SC_ZERO ? RUN_ZERO : RUN_UNALLOCATED;
+    /* A host cluster may still be allocated (preallocated zero
+     * clusters, unallocated subclusters of an allocated cluster, which
+     * may be at host offset 0 in an external data file): qemu reports
+     * its offset in qemu-img map.
+     */
+    *has_host = d->type == SC_NORMAL || (d->type == SC_ZERO &&
+                                         d->host_offset != 0);
+    if (*has_host)
+      *host = d->host_offset + in_cluster;
+    return;
   }
+}
+
+/* A zero or unallocated run keeps one kind of host backing: none, or
+ * allocated host clusters contiguous with the run's start (qemu
+ * reports their offset).
+ */
+static bool
+host_backing_continues (const struct run *r, bool has_host, uint64_t host,
+                        uint64_t delta)
+{
+  if (!has_host || !r->has_host)
+    return has_host == r->has_host;
+  return host == r->host_offset + delta;
 }
 
 static int
@@ -372,19 +420,23 @@ map_qcow2 (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
     }
     while (pos < end && pos < cluster_guest + cs) {
       uint64_t unit_end = (pos | (unit - 1)) + 1, host = 0;
-      enum run_kind kind;
+      enum run_kind kind = RUN_UNALLOCATED;
+      bool has_host = false;
 
       if (d.type == SC_COMPRESSED)
         unit_end = cluster_guest + cs;
       if (unit_end > end)
         unit_end = end;
-      unit_kind (l, &d, pos, &kind, &host);
+      unit_kind (l, &d, pos, &kind, &host, &has_host);
       if (pos == offset) {
         *r = (struct run) { .kind = kind, .host_offset = host,
+                            .has_host = has_host,
                             .compressed_size = d.compressed_size };
       }
       else if (kind != r->kind || kind == RUN_COMPRESSED ||
-               (kind == RUN_DATA && host != r->host_offset + (pos - offset)))
+               (kind == RUN_DATA && host != r->host_offset + (pos - offset)) ||
+               ((kind == RUN_ZERO || kind == RUN_UNALLOCATED) &&
+                !host_backing_continues (r, has_host, host, pos - offset)))
         goto done;
       pos = unit_end;
     }
@@ -398,7 +450,7 @@ int
 layer_map (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
 {
   if (l->format == LAYER_RAW) {
-    *r = (struct run) { .kind = RUN_DATA, .length = len,
+    *r = (struct run) { .kind = RUN_DATA, .length = len, .has_host = true,
                         .host_offset = offset };
     return 0;
   }

@@ -46,6 +46,14 @@ struct layer *layer_open (const char *path, enum layer_format format,
                           const struct image_lock_options *locking);
 void layer_close (struct layer *l);
 
+/* Map guest offsets of qcow2 layer L through the L1 table of L1_SIZE
+ * entries at L1_OFFSET (an internal snapshot's, already checked to lie
+ * in the file) instead of the active one, as qemu's
+ * qcow2_snapshot_load_tmp does; the virtual size stays.  Returns 0 or
+ * -1 with q2_error set.
+ */
+int layer_load_l1 (struct layer *l, uint64_t l1_offset, uint32_t l1_size);
+
 /* A run: the longest stretch starting at a guest offset over which a
  * layer answers the same way (within one L2 table).
  */
@@ -59,8 +67,13 @@ enum run_kind {
 struct run {
   enum run_kind kind;
   uint64_t length;
-  uint64_t host_offset;        /* DATA: host offset of the first byte;
-                                  COMPRESSED: offset of compressed data */
+  bool has_host;               /* host_offset is valid: always for DATA
+                                  and COMPRESSED; for ZERO and
+                                  UNALLOCATED when a host cluster is
+                                  allocated there all the same */
+  uint64_t host_offset;        /* DATA, ZERO, UNALLOCATED: host offset
+                                  of the first byte; COMPRESSED: offset
+                                  of the compressed data */
   uint64_t compressed_size;    /* COMPRESSED */
 };
 

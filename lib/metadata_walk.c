@@ -30,7 +30,7 @@ meta_kind_name (enum meta_kind kind)
     "header", "header-extension", "backing-file-name", "l1-table",
     "l2-table", "data", "zero-preallocated", "compressed",
     "refcount-table", "refcount-block", "snapshot-table",
-    "bitmap-directory", "bitmap-table", "bitmap-data",
+    "bitmap-directory", "bitmap-table", "bitmap-data", "corrupt",
   };
   return names[kind];
 }
@@ -190,9 +190,14 @@ walk_snapshots (struct walk *w)
   for (i = 0; i < t->count; i++) {
     const struct qcow2_snapshot *s = &t->entries[i];
 
-    if ((uint64_t) s->l1_size * 8 > QCOW2_MAX_L1_BYTES)
-      return q2_error ("%s: snapshot %" PRIu32 ": l1_size: %" PRIu32
-                       " is too large", w->l->file.path, i, s->l1_size);
+    /* qemu-img check: "l1_size is too large", one corruption, and the
+     * snapshot is skipped (calculate_refcounts).
+     */
+    if ((uint64_t) s->l1_size * 8 > QCOW2_MAX_L1_BYTES) {
+      if (emit (w, META_CORRUPT, s->entry_offset, 0, i) == -1)
+        return -1;
+      continue;
+    }
     if (walk_l1 (w, s->l1_table_offset, s->l1_size, NULL, i) == -1)
       return -1;
   }

@@ -57,6 +57,10 @@ count_ref (void *opaque, const struct meta_ref *ref)
   struct counter *c = opaque;
   uint64_t cs = c->l->header.cluster_size;
 
+  if (ref->kind == META_CORRUPT) {       /* skipped, as qemu-img check */
+    c->r->corruptions++;
+    return 0;
+  }
   if (c->observer && c->observer (c->observer_opaque, ref) == -1)
     return -1;
   switch (ref->kind) {

@@ -22,6 +22,8 @@
 #include "views.h"
 #include "l2_cache.h"
 #include "json_pad.h"
+#include "map_json.h"
+#include "bitmap.h"
 #include "q2_error.h"
 
 /* -D qcow2map.chain=1: describe each layer at startup.
@@ -37,14 +39,26 @@ static char *filename;
 static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
 static struct image_lock_options locking;   /* locking=, force-share= */
 static struct chain *chain;
+static struct snapshot_table snapshots;   /* of the top image */
+static struct bitmap_directory bitmaps;   /* of the top image */
+static struct view_sources sources = {
+  .snapshots = &snapshots, .bitmaps = &bitmaps,
+};
 
 static void free_containers (void);
+static void free_json_docs (void);
+static void free_snapshot_chains (void);
 
 static void
 qcow2map_unload (void)
 {
-  if (chain)
+  if (chain) {
     free_containers ();
+    free_json_docs ();
+    free_snapshot_chains ();
+  }
+  snapshot_table_free (&snapshots);
+  bitmap_directory_free (&bitmaps);
   chain_close (chain);
   free (filename);
 }
@@ -158,9 +172,17 @@ qcow2map_get_ready (void)
     nbdkit_error ("%s", q2_last_error ());
     return -1;
   }
+  sources.chain = chain;
   warn_flags ();
   if (qcow2map_debug_chain)
     debug_chain ();
+  /* qemu refuses an image whose snapshot table it cannot read. */
+  /* Nor one whose bitmap directory breaks its rules. */
+  if (snapshot_table_read (chain->layers[0], &snapshots) == -1 ||
+      bitmap_directory_read (chain->layers[0], &bitmaps) == -1) {
+    nbdkit_error ("%s", q2_last_error ());
+    return -1;
+  }
   return 0;
 }
 
@@ -215,12 +237,185 @@ free_containers (void)
   free (containers);
 }
 
+/* JSON exports (map.json, layer/N.map.json, bitmap/NAME.json): each
+ * document is built on first use, then shared by all connections.
+ */
+struct json_doc {
+  char *text;
+  size_t len;
+};
+static pthread_mutex_t docs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct json_doc *map_docs;     /* [0] the chain, [I+1] layer I */
+static struct json_doc *bitmap_docs;  /* one per bitmap of the top */
+
+static char *
+build_map_doc (size_t i, size_t *len)
+{
+  char *text;
+  int r = i == 0 ? map_json_build (chain, 0, chain->n - 1, &text, len)
+                 : map_json_build (chain, i - 1, i - 1, &text, len);
+  return r == -1 ? NULL : text;
+}
+
+static char *
+build_bitmap_doc (size_t i, size_t *len)
+{
+  return bitmap_json (chain->layers[0], &bitmaps.b[i], len);
+}
+
+/* Slot I of the N documents *SLOTS, built by BUILD if not yet. */
+static const struct json_doc *
+get_doc (struct json_doc **slots, size_t n, size_t i,
+         char *(*build) (size_t i, size_t *len))
+{
+  struct json_doc *d = NULL;
+
+  pthread_mutex_lock (&docs_lock);
+  if (*slots == NULL)
+    *slots = calloc (n, sizeof **slots);
+  if (*slots == NULL)
+    nbdkit_error ("calloc: %m");
+  else if ((*slots)[i].text == NULL &&
+           (((*slots)[i].text = build (i, &(*slots)[i].len)) == NULL ||
+            json_pad (&(*slots)[i].text, &(*slots)[i].len) == -1)) {
+    nbdkit_error ("%s", q2_last_error ());
+    free ((*slots)[i].text);
+    (*slots)[i].text = NULL;
+  }
+  else
+    d = &(*slots)[i];
+  pthread_mutex_unlock (&docs_lock);
+  return d;
+}
+
+static void
+free_docs (struct json_doc *slots, size_t n)
+{
+  size_t i;
+
+  for (i = 0; slots && i < n; i++)
+    free (slots[i].text);
+  free (slots);
+}
+
+static void
+free_json_docs (void)
+{
+  free_docs (map_docs, chain->n + 1);
+  free_docs (bitmap_docs, bitmaps.n);
+}
+
+/* The chains of snapshot views: opened on first use, then shared. */
+static pthread_mutex_t snapshot_chains_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct chain **snapshot_chains;
+
+static struct chain *
+get_snapshot_chain (size_t i)
+{
+  struct chain *sc = NULL;
+
+  pthread_mutex_lock (&snapshot_chains_lock);
+  if (snapshot_chains == NULL)
+    snapshot_chains = calloc (snapshots.n, sizeof *snapshot_chains);
+  if (snapshot_chains == NULL)
+    nbdkit_error ("calloc: %m");
+  else if ((sc = snapshot_chains[i]) == NULL) {
+    sc = snapshot_chains[i] = snapshot_chain_open (chain, &snapshots.s[i]);
+    if (sc == NULL)
+      nbdkit_error ("%s", q2_last_error ());
+  }
+  pthread_mutex_unlock (&snapshot_chains_lock);
+  return sc;
+}
+
+static void
+free_snapshot_chains (void)
+{
+  size_t i;
+
+  for (i = 0; snapshot_chains && i < snapshots.n; i++)
+    snapshot_chain_close (snapshot_chains[i]);
+  free (snapshot_chains);
+}
+
 /* Per connection: the view it serves (see views.h). */
 struct handle {
   struct view view;
+  struct chain *chain;           /* guest, layer and snapshot views */
   size_t first, last;            /* guest and layer views: the layers */
   struct container *container;   /* file views */
+  const char *json;              /* JSON views: the document served */
+  size_t json_len;
 };
+
+/* qemu serves no bitmap that was not saved cleanly (IN_USE flag). */
+static int
+check_bitmap_usable (size_t i)
+{
+  if (bitmaps.b[i].flags & BITMAP_FLAG_IN_USE) {
+    nbdkit_error ("%s: Bitmap '%s' is inconsistent and cannot be used",
+                  filename, bitmaps.b[i].name);
+    return -1;
+  }
+  return 0;
+}
+
+/* Find (or build) what view V of handle H serves.  Returns 0 or -1
+ * (error already reported).
+ */
+static int
+attach_view (struct handle *h)
+{
+  const struct json_doc *d;
+
+  h->chain = chain;
+  h->first = h->view.layer;
+  h->last = h->view.kind == VIEW_GUEST ? chain->n - 1 : h->view.layer;
+  switch (h->view.kind) {
+  case VIEW_SNAPSHOT:
+    h->chain = get_snapshot_chain (h->view.index);
+    h->last = chain->n - 1;
+    return h->chain ? 0 : -1;
+  case VIEW_BITMAP:
+    h->last = chain->n - 1;
+    return check_bitmap_usable (h->view.index);
+  case VIEW_FILE:
+  case VIEW_FILE_JSON:
+    h->container = get_container (h->view.layer);
+    if (h->container == NULL)
+      return -1;
+    if (h->view.kind == VIEW_FILE_JSON) {
+      h->json = h->container->json;
+      h->json_len = h->container->json_len;
+    }
+    return 0;
+  case VIEW_MAP_JSON:
+  case VIEW_LAYER_MAP_JSON:
+  case VIEW_BITMAP_JSON:
+    if (h->view.kind == VIEW_BITMAP_JSON) {
+      if (check_bitmap_usable (h->view.index) == -1)
+        return -1;
+      d = get_doc (&bitmap_docs, bitmaps.n, h->view.index, build_bitmap_doc);
+    }
+    else
+      d = get_doc (&map_docs, chain->n + 1,
+                   h->view.kind == VIEW_MAP_JSON ? 0 : h->view.layer + 1,
+                   build_map_doc);
+    if (d == NULL)
+      return -1;
+    h->json = d->text;
+    h->json_len = d->len;
+    return 0;
+  default:
+    return 0;
+  }
+}
+
+static bool
+is_json_view (const struct handle *h)
+{
+  return h->json != NULL;
+}
 
 static void *
 qcow2map_open (int readonly)
@@ -235,20 +430,15 @@ qcow2map_open (int readonly)
     nbdkit_error ("calloc: %m");
     return NULL;
   }
-  if (view_parse (chain, name, &h->view) == -1) {
+  if (view_parse (&sources, name, &h->view) == -1) {
     nbdkit_error ("%s: export '%s' not found (see nbdinfo --list)",
                   filename, name);
     free (h);
     return NULL;
   }
-  h->first = h->view.layer;
-  h->last = h->view.kind == VIEW_GUEST ? chain->n - 1 : h->view.layer;
-  if (h->view.kind == VIEW_FILE || h->view.kind == VIEW_FILE_JSON) {
-    h->container = get_container (h->view.layer);
-    if (h->container == NULL) {
-      free (h);
-      return NULL;
-    }
+  if (attach_view (h) == -1) {
+    free (h);
+    return NULL;
   }
   return h;
 }
@@ -270,15 +460,14 @@ qcow2map_close (void *handle)
 static int
 add_view_export (void *exports, const struct view *v)
 {
-  char name[64], *desc = view_describe (chain, v);
-  int r;
+  char *name = view_name (&sources, v), *desc = view_describe (&sources, v);
+  int r = -1;
 
-  if (desc == NULL) {
+  if (name == NULL || desc == NULL)
     nbdkit_error ("describe export: %m");
-    return -1;
-  }
-  view_name (v, name);
-  r = nbdkit_add_export (exports, name, desc);
+  else
+    r = nbdkit_add_export (exports, name, desc);
+  free (name);
   free (desc);
   return r;
 }
@@ -286,7 +475,7 @@ add_view_export (void *exports, const struct view *v)
 static int
 qcow2map_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
 {
-  return view_for_each (chain, add_view_export, exports);
+  return view_for_each (&sources, add_view_export, exports);
 }
 
 static const char *
@@ -299,7 +488,7 @@ static const char *
 qcow2map_export_description (void *handle)
 {
   struct handle *h = handle;
-  char *s = view_describe (chain, &h->view);
+  char *s = view_describe (&sources, &h->view);
   const char *r = s ? nbdkit_strdup_intern (s) : NULL;
 
   free (s);
@@ -311,11 +500,11 @@ qcow2map_get_size (void *handle)
 {
   struct handle *h = handle;
 
-  switch (h->view.kind) {
-  case VIEW_FILE:      return chain->layers[h->first]->file.size;
-  case VIEW_FILE_JSON: return h->container->json_len;
-  default:             return chain->layers[h->first]->size;
-  }
+  if (is_json_view (h))
+    return h->json_len;
+  if (h->view.kind == VIEW_FILE)
+    return chain->layers[h->first]->file.size;
+  return chain->layers[h->first]->size;
 }
 
 static int
@@ -345,6 +534,56 @@ qcow2map_block_size (void *handle,
   return 0;
 }
 
+/* The guest disk where bitmap I is dirty, zeros elsewhere. */
+static int
+bitmap_view_pread (struct handle *h, uint8_t *buf, uint64_t count,
+                   uint64_t offset)
+{
+  const struct bitmap *b = &bitmaps.b[h->view.index];
+
+  while (count > 0) {
+    uint64_t length;
+    bool dirty;
+
+    if (bitmap_dirty (chain->layers[0], b, offset, count, &dirty,
+                      &length) == -1)
+      return -1;
+    if (!dirty)
+      memset (buf, 0, length);
+    else if (chain_pread (chain, 0, chain->n - 1, buf, length, offset) == -1)
+      return -1;
+    buf += length;
+    offset += length;
+    count -= length;
+  }
+  return 0;
+}
+
+/* Extents of a bitmap view: where clean, HOLE+ZERO; where dirty, the
+ * guest's HOLE bit but never ZERO, so that a copy that skips zero
+ * extents (nbdcopy --destination-is-zero) still copies every changed
+ * range, including one the guest has zeroed since.
+ */
+static int
+bitmap_view_block_status (struct handle *h, uint64_t offset, uint32_t count,
+                          uint64_t *length, uint32_t *type)
+{
+  const struct bitmap *b = &bitmaps.b[h->view.index];
+  bool dirty;
+
+  if (bitmap_dirty (chain->layers[0], b, offset, count, &dirty, length) == -1)
+    return -1;
+  if (!dirty) {
+    *type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+    return 0;
+  }
+  if (chain_block_status (chain, 0, chain->n - 1, offset, *length, true,
+                          length, type) == -1)
+    return -1;
+  *type &= ~NBDKIT_EXTENT_ZERO;
+  return 0;
+}
+
 static int
 qcow2map_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
                 uint32_t flags)
@@ -352,15 +591,19 @@ qcow2map_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   struct handle *h = handle;
   int r;
 
-  switch (h->view.kind) {
-  case VIEW_FILE_JSON:
-    memcpy (buf, h->container->json + offset, count);  /* nbdkit checked */
+  if (is_json_view (h)) {
+    memcpy (buf, h->json + offset, count);  /* nbdkit checked the range */
     return 0;
+  }
+  switch (h->view.kind) {
   case VIEW_FILE:
     r = container_pread (h->container, buf, count, offset);
     break;
+  case VIEW_BITMAP:
+    r = bitmap_view_pread (h, buf, count, offset);
+    break;
   default:
-    r = chain_pread (chain, h->first, h->last, buf, count, offset);
+    r = chain_pread (h->chain, h->first, h->last, buf, count, offset);
   }
   if (r == -1) {
     nbdkit_error ("%s", q2_last_error ());
@@ -374,18 +617,23 @@ static int
 view_block_status (struct handle *h, uint64_t offset, uint32_t count,
                    uint64_t *length, uint32_t *type)
 {
-  switch (h->view.kind) {
-  case VIEW_FILE_JSON:
+  if (is_json_view (h)) {
     *length = count;
     *type = 0;
     return 0;
+  }
+  switch (h->view.kind) {
   case VIEW_FILE:
     return container_block_status (h->container, offset, count,
                                    length, type);
+  case VIEW_BITMAP:
+    return bitmap_view_block_status (h, offset, count, length, type);
   default:
-    /* Guest view: qemu's answer.  Layer view: HOLE = not in this layer. */
-    return chain_block_status (chain, h->first, h->last, offset, count,
-                               h->view.kind == VIEW_GUEST, length, type);
+    /* Guest and snapshot views: qemu's answer.  Layer view: HOLE =
+     * not in this layer.
+     */
+    return chain_block_status (h->chain, h->first, h->last, offset, count,
+                               h->view.kind != VIEW_LAYER, length, type);
   }
 }
 

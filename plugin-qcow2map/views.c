@@ -1,5 +1,6 @@
 #include <config.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,17 +21,85 @@ parse_layer_number (const struct chain *c, const char *s, const char **end,
   return 0;
 }
 
-int
-view_parse (const struct chain *c, const char *name, struct view *v)
+/* snapshot/NAME picks the first snapshot named NAME, snapshot-id/ID the
+ * first with that id: qemu's snapshot.name= and snapshot.id= choices.
+ */
+static int
+parse_snapshot (const struct view_sources *vs, const char *name,
+                struct view *v)
 {
+  long i = -1;
+
+  if (strncmp (name, "snapshot/", 9) == 0 && name[9])
+    i = snapshot_find (vs->snapshots, NULL, name + 9);
+  else if (strncmp (name, "snapshot-id/", 12) == 0 && name[12]) {
+    i = snapshot_find (vs->snapshots, name + 12, NULL);
+    v->by_id = true;
+  }
+  if (i < 0)
+    return -1;
+  v->kind = VIEW_SNAPSHOT;
+  v->index = i;
+  return 0;
+}
+
+/* bitmap/NAME is the bitmap named NAME; bitmap/NAME.json the map of
+ * bitmap NAME (an exact bitmap name wins: a bitmap may be called
+ * "x.json").
+ */
+static int
+parse_bitmap (const struct view_sources *vs, const char *name,
+              struct view *v)
+{
+  const char *b = name + 7;
+  size_t len = strlen (b);
+  long i = bitmap_find (vs->bitmaps, b);
+  char *base;
+
+  if (i >= 0) {
+    v->kind = VIEW_BITMAP;
+    v->index = i;
+    return 0;
+  }
+  if (len <= 5 || strcmp (b + len - 5, ".json") != 0)
+    return -1;
+  base = strndup (b, len - 5);
+  if (base == NULL)
+    return -1;
+  i = bitmap_find (vs->bitmaps, base);
+  free (base);
+  if (i < 0)
+    return -1;
+  v->kind = VIEW_BITMAP_JSON;
+  v->index = i;
+  return 0;
+}
+
+int
+view_parse (const struct view_sources *vs, const char *name, struct view *v)
+{
+  const struct chain *c = vs->chain;
   const char *rest;
 
   *v = (struct view) { .kind = VIEW_GUEST, .layer = 0 };
   if (name[0] == '\0')
     return 0;
+  if (strcmp (name, "map.json") == 0) {
+    v->kind = VIEW_MAP_JSON;
+    return 0;
+  }
+  if (strncmp (name, "snapshot", 8) == 0)
+    return parse_snapshot (vs, name, v);
+  if (strncmp (name, "bitmap/", 7) == 0)
+    return parse_bitmap (vs, name, v);
   if (strncmp (name, "layer/", 6) == 0) {
-    v->kind = VIEW_LAYER;
-    if (parse_layer_number (c, name + 6, &rest, &v->layer) == -1 || *rest)
+    if (parse_layer_number (c, name + 6, &rest, &v->layer) == -1)
+      return -1;
+    if (strcmp (rest, "") == 0)
+      v->kind = VIEW_LAYER;
+    else if (strcmp (rest, ".map.json") == 0)
+      v->kind = VIEW_LAYER_MAP_JSON;
+    else
       return -1;
     return 0;
   }
@@ -48,16 +117,37 @@ view_parse (const struct chain *c, const char *name, struct view *v)
   return -1;
 }
 
-void
-view_name (const struct view *v, char name[64])
+char *
+view_name (const struct view_sources *vs, const struct view *v)
 {
+  const struct snapshot *sn = NULL;
+  char *name = NULL;
+  int r = -1;
+
+  if (v->kind == VIEW_SNAPSHOT)
+    sn = &vs->snapshots->s[v->index];
   switch (v->kind) {
-  case VIEW_GUEST:     name[0] = '\0'; break;
-  case VIEW_LAYER:     snprintf (name, 64, "layer/%zu", v->layer + 1); break;
-  case VIEW_FILE:      snprintf (name, 64, "file/%zu", v->layer + 1); break;
-  case VIEW_FILE_JSON: snprintf (name, 64, "file/%zu.json", v->layer + 1);
+  case VIEW_GUEST:     r = asprintf (&name, "%s", ""); break;
+  case VIEW_LAYER:     r = asprintf (&name, "layer/%zu", v->layer + 1); break;
+  case VIEW_FILE:      r = asprintf (&name, "file/%zu", v->layer + 1); break;
+  case VIEW_FILE_JSON: r = asprintf (&name, "file/%zu.json", v->layer + 1);
                        break;
+  case VIEW_MAP_JSON:  r = asprintf (&name, "map.json"); break;
+  case VIEW_LAYER_MAP_JSON:
+    r = asprintf (&name, "layer/%zu.map.json", v->layer + 1);
+    break;
+  case VIEW_SNAPSHOT:
+    r = v->by_id ? asprintf (&name, "snapshot-id/%s", sn->id)
+                 : asprintf (&name, "snapshot/%s", sn->name);
+    break;
+  case VIEW_BITMAP:
+    r = asprintf (&name, "bitmap/%s", vs->bitmaps->b[v->index].name);
+    break;
+  case VIEW_BITMAP_JSON:
+    r = asprintf (&name, "bitmap/%s.json", vs->bitmaps->b[v->index].name);
+    break;
   }
+  return r == -1 ? NULL : name;
 }
 
 static const char *
@@ -66,9 +156,33 @@ format_name (const struct layer *l)
   return l->format == LAYER_RAW ? "raw" : "qcow2";
 }
 
-char *
-view_describe (const struct chain *c, const struct view *v)
+static void
+describe_snapshot (FILE *fp, const struct layer *l, const struct snapshot *sn)
 {
+  fprintf (fp, "guest disk as of internal snapshot id %s, name '%s' of %s "
+           "(snapshot disk size %" PRIu64 "; served at the current size, "
+           "as qemu does)", sn->id, sn->name, l->file.path, sn->disk_size);
+}
+
+static void
+describe_bitmap (FILE *fp, const struct layer *l, const struct bitmap *b,
+                 bool json)
+{
+  fprintf (fp, json ? "dirty map (JSON, as nbdinfo --map=qemu:dirty-bitmap:"
+                      "%s prints it) of persistent bitmap '%s'"
+                    : "guest disk where persistent bitmap '%s' is dirty, "
+                      "holes elsewhere%s",
+           b->name, json ? b->name : "");
+  fprintf (fp, " (granularity %" PRIu64 ", %s) of %s",
+           UINT64_C (1) << b->granularity_bits,
+           b->flags & BITMAP_FLAG_AUTO ? "enabled" : "disabled",
+           l->file.path);
+}
+
+char *
+view_describe (const struct view_sources *vs, const struct view *v)
+{
+  const struct chain *c = vs->chain;
   const struct layer *l = c->layers[v->layer];
   char *s = NULL;
   size_t len, i;
@@ -95,6 +209,23 @@ view_describe (const struct chain *c, const struct view *v)
     fprintf (fp, "allocation statistics and metadata map (JSON) of %s",
              l->file.path);
     break;
+  case VIEW_MAP_JSON:
+    fprintf (fp, "guest map of the whole chain as qemu-img map "
+             "--output=json prints it: %s", l->file.path);
+    break;
+  case VIEW_LAYER_MAP_JSON:
+    fprintf (fp, "map of layer %zu alone as qemu-img map --output=json "
+             "prints it with \"backing\": null: %s", v->layer + 1,
+             l->file.path);
+    break;
+  case VIEW_SNAPSHOT:
+    describe_snapshot (fp, l, &vs->snapshots->s[v->index]);
+    break;
+  case VIEW_BITMAP:
+  case VIEW_BITMAP_JSON:
+    describe_bitmap (fp, l, &vs->bitmaps->b[v->index],
+                     v->kind == VIEW_BITMAP_JSON);
+    break;
   }
   if (fclose (fp) == EOF) {
     free (s);
@@ -103,28 +234,108 @@ view_describe (const struct chain *c, const struct view *v)
   return s;
 }
 
+/* Which name lists snapshot I: its name if it is the first snapshot
+ * with that (non-empty) name, else its id if it is the first with that
+ * id; neither (not listed) if both are taken.  Names with a NUL byte
+ * cannot be export names.  Snapshots qemu cannot load are not listed
+ * (opening them says why).
+ */
+#define NBD_MAX_NAME 4096
+
+static int
+snapshot_listing (const struct view_sources *vs, size_t i, bool *by_id)
+{
+  const struct snapshot_table *t = vs->snapshots;
+  const struct snapshot *sn = &t->s[i];
+
+  if (sn->name_len + 12 > NBD_MAX_NAME || sn->id_len + 12 > NBD_MAX_NAME ||
+      snapshot_check_l1 (vs->chain->layers[0], sn) == -1)
+    return -1;
+  if (sn->name[0] && strlen (sn->name) == sn->name_len &&
+      (size_t) snapshot_find (t, NULL, sn->name) == i) {
+    *by_id = false;
+    return 0;
+  }
+  if (sn->id[0] && strlen (sn->id) == sn->id_len &&
+      (size_t) snapshot_find (t, sn->id, NULL) == i) {
+    *by_id = true;
+    return 0;
+  }
+  return -1;
+}
+
+/* Bitmaps that qemu would not serve (in use: inconsistent) are not
+ * listed; opening them says why.  Nor are names with a NUL byte, or a
+ * second bitmap of the same name.
+ */
+static bool
+bitmap_listed (const struct bitmap_directory *d, size_t i)
+{
+  const struct bitmap *b = &d->b[i];
+
+  return !(b->flags & BITMAP_FLAG_IN_USE) && b->name[0] &&
+    strlen (b->name) == b->name_len && (size_t) bitmap_find (d, b->name) == i;
+}
+
+/* bitmap/NAME.json, unless a bitmap is called NAME.json. */
+static bool
+bitmap_json_listed (const struct bitmap_directory *d, size_t i)
+{
+  char *json;
+  bool r;
+
+  if (asprintf (&json, "%s.json", d->b[i].name) == -1)
+    return false;
+  r = bitmap_find (d, json) < 0;
+  free (json);
+  return r;
+}
+
 int
-view_for_each (const struct chain *c,
+view_for_each (const struct view_sources *vs,
                int (*f) (void *opaque, const struct view *v), void *opaque)
 {
-  struct view v = { VIEW_GUEST, 0 };
+  const struct chain *c = vs->chain;
+  struct view v = { .kind = VIEW_GUEST };
   size_t i;
 
   if (f (opaque, &v) == -1)
     return -1;
+  v.kind = VIEW_MAP_JSON;
+  if (f (opaque, &v) == -1)
+    return -1;
   for (i = 0; i < c->n; i++) {
-    v = (struct view) { VIEW_LAYER, i };
+    v = (struct view) { .kind = VIEW_LAYER, .layer = i };
+    if (f (opaque, &v) == -1)
+      return -1;
+    v.kind = VIEW_LAYER_MAP_JSON;
     if (f (opaque, &v) == -1)
       return -1;
   }
   for (i = 0; i < c->n; i++) {
     if (c->layers[i]->format != LAYER_QCOW2)
       continue;
-    v = (struct view) { VIEW_FILE, i };
+    v = (struct view) { .kind = VIEW_FILE, .layer = i };
     if (f (opaque, &v) == -1)
       return -1;
     v.kind = VIEW_FILE_JSON;
     if (f (opaque, &v) == -1)
+      return -1;
+  }
+  for (i = 0; i < vs->snapshots->n; i++) {
+    v = (struct view) { .kind = VIEW_SNAPSHOT, .index = i };
+    if (snapshot_listing (vs, i, &v.by_id) == 0 &&
+        f (opaque, &v) == -1)
+      return -1;
+  }
+  for (i = 0; i < vs->bitmaps->n; i++) {
+    if (!bitmap_listed (vs->bitmaps, i))
+      continue;
+    v = (struct view) { .kind = VIEW_BITMAP, .index = i };
+    if (f (opaque, &v) == -1)
+      return -1;
+    v.kind = VIEW_BITMAP_JSON;
+    if (bitmap_json_listed (vs->bitmaps, i) && f (opaque, &v) == -1)
       return -1;
   }
   return 0;

@@ -378,6 +378,67 @@ _compare_bytes() {
     compare_bytes "$2" "$3" "guest bytes of $1 (read with $4; expected: qemu-img convert)"
 }
 
+# ------------------------------------------------------ map.json exports
+# Shell code for plugin_run: copy map.json and every layer/N.map.json the
+# plugin lists into the directory $CI_MAPJ (as map.json, layer-N.map.json).
+_FETCH_MAP_JSONS='
+    nbdinfo --list --json "$uri" > "$CI_MAPJ/list.json" &&
+    for e in $(jq -r ".exports[] | .[\"export-name\"] | select(endswith(\"map.json\"))" "$CI_MAPJ/list.json"); do
+        nbdcopy "nbd+unix:///$e?socket=$unixsocket" "$CI_MAPJ/$(echo "$e" | tr / -)" || exit 1
+    done'
+
+# qemu_map_json IMG [N] : qemu-img map --output=json of IMG's whole chain, or
+# (with N) of layer N alone opened with "backing": null; run in IMG's
+# directory.
+qemu_map_json() {
+    local img=$1 n=${2:-} dir base f fmt
+    dir=$(cd "$(dirname "$img")" && pwd); base=$(basename "$img")
+    if [ -z "$n" ]; then
+        (cd "$dir" && qemu-img map -f qcow2 --output=json "$base")
+        return
+    fi
+    f=$(cd "$dir" && qemu-img info --backing-chain --output=json "$base" | jq -r ".[$((n - 1))].filename")
+    fmt=$(cd "$dir" && qemu-img info --backing-chain --output=json "$base" | jq -r ".[$((n - 1))].format")
+    f=$(jq -rn --arg f "$f" '$f | tojson')
+    if [ "$fmt" = raw ]; then
+        (cd "$dir" && qemu-img map --output=json "json:{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":$f}}")
+    else
+        (cd "$dir" && qemu-img map --output=json "json:{\"driver\":\"$fmt\",\"backing\":null,\"file\":{\"driver\":\"file\",\"filename\":$f}}")
+    fi
+}
+
+# json_unpad FILE OUT : FILE is a JSON export, padded with spaces before
+# its final newline to a multiple of 4096 bytes (lib/json_pad.c, for
+# nbdkit's blocksize filter); check that, and write the document without
+# the padding (what qemu prints) to OUT.
+json_unpad() {
+    local size
+    size=$(stat -c %s "$1")
+    [ $((size % 4096)) -eq 0 ] || fail "$1: size $size is not a multiple of 4096"
+    sed '$ s/ *$//' "$1" > "$2"
+}
+
+# compare_map_jsons IMG DIR : DIR holds map.json and layer-N.map.json as
+# fetched by $_FETCH_MAP_JSONS; each must be byte-identical to qemu-img map.
+compare_map_jsons() {
+    local img=$1 d=$2 n i what f
+    n=$(cd "$(dirname "$img")" && qemu-img info --backing-chain --output=json "$(basename "$img")" | jq length)
+    [ -f "$d/map.json" ] || fail "$img: no map.json export"
+    for ((i = 0; i <= n; i++)); do
+        if [ "$i" -eq 0 ]; then f=map.json; what="map.json of $img"
+        else f=layer-$i.map.json; what="layer/$i.map.json of $img"; fi
+        [ -f "$d/$f" ] || fail "$what: not listed"
+        qemu_map_json "$img" ${i#0} > "$d/$f.qemu" || fail "qemu-img map failed for $what"
+        json_unpad "$d/$f" "$d/$f.unpadded"
+        if ! cmp -s "$d/$f.qemu" "$d/$f.unpadded"; then
+            diff -u --label "qemu-img map" --label "qcow2map $f" "$d/$f.qemu" "$d/$f.unpadded" > "$d/$f.diff" || true
+            show_file "$d/$f.diff" 40
+            fail "$what differs from qemu-img map --output=json"
+        fi
+    done
+    [ "$(ls "$d" | grep -c 'map\.json$')" -eq $((n + 1)) ] || fail "$img: map.json exports: $(ls "$d")"
+}
+
 # -------------------------------------------------------- check_image
 # check_image IMG [PARAM=VALUE...]
 # Core assertion.  Through the plugin (run from the current directory):
@@ -396,12 +457,14 @@ check_image() {
     local esize; esize=$(stat -c %s "$exp")
 
     export CI_ACT=$act CI_ACT2=$act2 CI_MAP="$TESTDIR/$tag.ours.json" CI_SIZE="$TESTDIR/$tag.ours.size"
-    rm -f "$act" "$act2"
+    export CI_MAPJ="$TESTDIR/$tag.mapjson"
+    rm -f "$act" "$act2"; rm -rf "$CI_MAPJ"; mkdir "$CI_MAPJ"
     plugin_run "$img" "$@" -- sh -c '
         nbdcopy "$uri" "$CI_ACT" &&
         nbdcopy --no-extents "$uri" "$CI_ACT2" &&
         nbdinfo --json --map "$uri" > "$CI_MAP" &&
-        nbdinfo --size "$uri" > "$CI_SIZE"' ||
+        nbdinfo --size "$uri" > "$CI_SIZE" &&
+        '"$_FETCH_MAP_JSONS" ||
         fail "serving $img through the plugin failed"
 
     qemu_nbd_start "$img"
@@ -423,9 +486,120 @@ check_image() {
     _compare_maps "$TESTDIR/$tag.ours.map" "$TESTDIR/$tag.qemu.map" "$img"
     # (a) again, copy using extents (zero/hole regions skipped by nbdcopy)
     _compare_bytes "$img" "$exp" "$act" "nbdcopy"
+    # (d) map.json and layer/N.map.json against qemu-img map
+    compare_map_jsons "$img" "$CI_MAPJ"
 
-    log "OK $img${*:+ ($*)}: size $osize; bytes identical (cmp, with and without extents, sha256 $(sha256sum < "$exp" | cut -c1-12)); map identical: $(map_summary "$TESTDIR/$tag.ours.map")"
+    log "OK $img${*:+ ($*)}: size $osize; bytes identical (cmp, with and without extents, sha256 $(sha256sum < "$exp" | cut -c1-12)); map identical: $(map_summary "$TESTDIR/$tag.ours.map"); map.json + layer maps identical to qemu-img map"
     rm -f "$exp" "$act" "$act2"
+}
+
+# ------------------------------------------------------ check_snapshot
+# check_snapshot IMG EXPORT SPEC [PARAM=VALUE...]
+# The plugin's export EXPORT (e.g. snapshot/s1) against qemu loading the
+# internal snapshot SPEC (snapshot.name=NAME or snapshot.id=ID): bytes
+# (nbdcopy with and without extents) equal to qemu-img convert -l SPEC, map
+# equal to qemu-nbd -r -l SPEC, and the same size.
+check_snapshot() {
+    local img=$1 export=$2 spec=$3; shift 3
+    local tag; next_id; tag="sn$ID"
+    local dir base; dir=$(cd "$(dirname "$img")" && pwd); base=$(basename "$img")
+    local exp="$TESTDIR/$tag.expected.raw" what="$export of $img"
+
+    (cd "$dir" && qemu-img convert -f qcow2 -l "$spec" -O raw "$base" "$exp") ||
+        fail "qemu-img convert -l $spec failed on $img"
+    export SN_EXPORT=$export SN_TAG="$TESTDIR/$tag"
+    plugin_run "$img" "$@" -- sh -c '
+        u="nbd+unix:///$SN_EXPORT?socket=$unixsocket"
+        nbdcopy "$u" "$SN_TAG.actual.raw" &&
+        nbdcopy --no-extents "$u" "$SN_TAG.actual2.raw" &&
+        nbdinfo --json --map "$u" > "$SN_TAG.ours.json" &&
+        nbdinfo --size "$u" > "$SN_TAG.ours.size"' ||
+        fail "serving $what through the plugin failed"
+    qemu_nbd_start "$img" -l "$spec"
+    nbdinfo --json --map "$QEMU_NBD_URI" > "$TESTDIR/$tag.qemu.json" ||
+        fail "nbdinfo --map against qemu-nbd -l $spec failed"
+    local qsize; qsize=$(nbdinfo --size "$QEMU_NBD_URI")
+    qemu_nbd_stop
+    [ "$(cat "$TESTDIR/$tag.ours.size")" = "$qsize" ] ||
+        fail "$what: size $(cat "$TESTDIR/$tag.ours.size"), qemu-nbd -l $spec: $qsize"
+    compare_bytes "$exp" "$TESTDIR/$tag.actual2.raw" "$what (nbdcopy --no-extents; expected: qemu-img convert -l $spec)"
+    compare_bytes "$exp" "$TESTDIR/$tag.actual.raw" "$what (nbdcopy; expected: qemu-img convert -l $spec)"
+    map_normalize < "$TESTDIR/$tag.ours.json" > "$TESTDIR/$tag.ours.map"
+    map_normalize < "$TESTDIR/$tag.qemu.json" > "$TESTDIR/$tag.qemu.map"
+    _compare_maps "$TESTDIR/$tag.ours.map" "$TESTDIR/$tag.qemu.map" "$what (qemu-nbd -l $spec)"
+    log "OK $what = qemu -l $spec: size $qsize; bytes identical (sha256 $(sha256sum < "$exp" | cut -c1-12)); map identical: $(map_summary "$TESTDIR/$tag.ours.map")"
+    rm -f "$exp" "$TESTDIR/$tag.actual.raw" "$TESTDIR/$tag.actual2.raw"
+}
+
+# ------------------------------------------------------- check_bitmap
+# check_bitmap IMG NAME [PARAM=VALUE...]
+# bitmap/NAME.json must be byte-identical to nbdinfo --json
+# --map=qemu:dirty-bitmap:NAME of qemu-nbd -r -B NAME; bitmap/NAME must read
+# the guest bytes (qemu-img convert) where the bitmap is dirty and zeros
+# elsewhere, with extents HOLE+ZERO where clean and qemu-nbd's base:allocation
+# without the ZERO bit where dirty.
+check_bitmap() {
+    local img=$1 name=$2; shift 2
+    local tag; next_id; tag="$TESTDIR/bm$ID"
+    local dir base; dir=$(cd "$(dirname "$img")" && pwd); base=$(basename "$img")
+    local what="bitmap/$name of $img"
+
+    (cd "$dir" && qemu-img convert -f qcow2 -O raw "$base" "$tag.guest.raw") ||
+        fail "qemu-img convert failed on $img"
+    qemu_nbd_start "$img" -B "$name"
+    nbdinfo --json --map="qemu:dirty-bitmap:$name" "$QEMU_NBD_URI" > "$tag.qemu-dirty.json" ||
+        fail "nbdinfo --map=qemu:dirty-bitmap:$name against qemu-nbd failed"
+    nbdinfo --json --map "$QEMU_NBD_URI" > "$tag.qemu-alloc.json" ||
+        fail "nbdinfo --map against qemu-nbd failed"
+    qemu_nbd_stop
+    export BM_NAME=$name BM_TAG=$tag
+    plugin_run "$img" "$@" -- sh -c '
+        nbdcopy "nbd+unix:///bitmap/$BM_NAME.json?socket=$unixsocket" "$BM_TAG.ours-dirty.json" &&
+        nbdcopy "nbd+unix:///bitmap/$BM_NAME?socket=$unixsocket" "$BM_TAG.ours.raw" &&
+        nbdcopy --no-extents "nbd+unix:///bitmap/$BM_NAME?socket=$unixsocket" "$BM_TAG.ours2.raw" &&
+        nbdinfo --json --map "nbd+unix:///bitmap/$BM_NAME?socket=$unixsocket" > "$BM_TAG.ours-map.json"' ||
+        fail "serving $what through the plugin failed"
+
+    json_unpad "$tag.ours-dirty.json" "$tag.ours-dirty.unpadded.json"
+    if ! cmp -s "$tag.qemu-dirty.json" "$tag.ours-dirty.unpadded.json"; then
+        diff -u --label qemu-nbd --label qcow2map "$tag.qemu-dirty.json" "$tag.ours-dirty.unpadded.json" > "$tag.diff" || true
+        show_file "$tag.diff"
+        fail "bitmap/$name.json of $img differs from nbdinfo --json --map=qemu:dirty-bitmap:$name"
+    fi
+
+    # Expected bytes: the guest's where dirty, zeros elsewhere.
+    cp "$tag.guest.raw" "$tag.expected.raw"
+    jq -r '.[] | select(.type == 0) | "\(.offset) \(.length)"' "$tag.qemu-dirty.json" |
+        while read -r off len; do
+            dd if=/dev/zero of="$tag.expected.raw" bs=64k iflag=count_bytes oflag=seek_bytes \
+               seek="$off" count="$len" conv=notrunc status=none
+        done
+    compare_bytes "$tag.expected.raw" "$tag.ours2.raw" "$what (nbdcopy --no-extents)"
+    compare_bytes "$tag.expected.raw" "$tag.ours.raw" "$what (nbdcopy)"
+
+    # Expected map: split qemu's base:allocation at the dirty boundaries.
+    map_normalize < "$tag.qemu-alloc.json" > "$tag.alloc.map"
+    jq -r '.[] | "\(.offset) \(.length) \(.type)"' "$tag.qemu-dirty.json" > "$tag.dirty.map"
+    awk 'FNR == NR { ao[NR] = $1; al[NR] = $2; at[NR] = $3; na = NR; next }
+         { do_ = $1; de = $1 + $2; dirty = $3
+           for (i = 1; i <= na; i++) {
+               s = ao[i] > do_ ? ao[i] : do_; e = ao[i] + al[i] < de ? ao[i] + al[i] : de
+               if (s < e) printf "%.0f %.0f %d\n", s, e - s, dirty ? at[i] % 2 : 3
+           } }' "$tag.alloc.map" "$tag.dirty.map" |
+        awk 'NR > 1 && $3 == t && o + l == $1 { l += $2; next }
+             NR > 1 { printf "%.0f %.0f %d\n", o, l, t } { o = $1; l = $2; t = $3 }
+             END { if (NR) printf "%.0f %.0f %d\n", o, l, t }' > "$tag.expected.map"
+    map_normalize < "$tag.ours-map.json" > "$tag.ours.map"
+    _compare_maps "$tag.ours.map" "$tag.expected.map" "$what (expected: clean = hole,zero; dirty = qemu-nbd's base:allocation without ZERO)"
+    log "OK $what: .json identical to qemu-nbd -B ($(jq '[.[] | select(.type == 1)] | length' "$tag.qemu-dirty.json") dirty extents, $(jq '[.[] | select(.type == 1) | .length] | add // 0' "$tag.qemu-dirty.json") bytes); bytes and map as expected: $(map_summary "$tag.ours.map")"
+    rm -f "$tag".*.raw
+}
+
+# list_exports IMG [PARAM=VALUE...] : the plugin's export names, one a line.
+list_exports() {
+    local img=$1; shift
+    plugin_run "$img" "$@" -- sh -c 'nbdinfo --list --json "$uri"' |
+        jq -r '.exports[] | .["export-name"]'
 }
 
 # ------------------------------------------------ check_image_sparse

@@ -94,7 +94,7 @@ check_layers() {
         fi
     done
     names=$(jq -r '.exports[] | .["export-name"]' "$p.plugin.list.json" | sort | tr '\n' ' ')
-    want=$( { echo; for ((i = 1; i <= n; i++)); do echo "layer/$i"; done; printf '%s\n' $containers; } | sort | tr '\n' ' ')
+    want=$( { echo; echo map.json; for ((i = 1; i <= n; i++)); do echo "layer/$i"; echo "layer/$i.map.json"; done; printf '%s\n' $containers; } | sort | tr '\n' ' ')
     [ "$names" = "$want" ] || { show_file "$p.plugin.list.json"; fail "nbdinfo --list (plugin alone): exports [$names], expected [$want]"; }
 
     # With the depth filter: the layer views pass through unchanged, and
@@ -102,7 +102,7 @@ check_layers() {
     serve_layers filter "$top" "$n" "$p"
     compare_layers filter "$top" "$n" "$p" "${files[@]}"
     names=$(jq -r '.exports[] | .["export-name"]' "$p.filter.list.json" | sort | tr '\n' ' ')
-    want=$( { echo; echo depth.json; for ((i = 1; i <= n; i++)); do echo "layer/$i"; echo "depth/$i"; done; printf '%s\n' $containers; } | sort | tr '\n' ' ')
+    want=$( { echo; echo depth.json; echo map.json; for ((i = 1; i <= n; i++)); do echo "layer/$i"; echo "layer/$i.map.json"; echo "depth/$i"; done; printf '%s\n' $containers; } | sort | tr '\n' ' ')
     [ "$names" = "$want" ] || { show_file "$p.filter.list.json"; fail "nbdinfo --list: exports [$names], expected [$want]"; }
     jq -e '[.exports[] | .description | type == "string" and length > 0] | all' "$p.filter.list.json" > /dev/null ||
         { show_file "$p.filter.list.json"; fail "nbdinfo --list: an export has no description"; }

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* qemu-img map --output=json, reproduced byte for byte (qemu 7.2,
+ * qemu-img.c img_map): qemu asks each layer in turn for block status
+ * until one answers DATA or ZERO, counts the layers it went down as the
+ * depth, and merges neighbouring entries that agree on everything and
+ * whose host offsets are contiguous.  Because merging is maximal, the
+ * output does not depend on how either side splits its queries.
+ */
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "map_json.h"
+#include "q2_error.h"
+
+struct map_entry {
+  uint64_t start, length;
+  size_t depth;
+  bool present, zero, data, has_offset;
+  uint64_t offset;
+};
+
+/* Unallocated in the view, reported as zero by layer L (the last one,
+ * or the one above a backing file that ends before): qemu still
+ * reports the host offset when L has a host cluster there (unallocated
+ * subclusters of an allocated cluster with extended L2).
+ */
+static int
+answering_layer_host (struct layer *l, struct map_entry *e)
+{
+  struct run r;
+
+  if (l->format != LAYER_QCOW2)
+    return 0;
+  if (layer_map (l, e->start, e->length, &r) == -1)
+    return -1;
+  e->length = r.length;
+  e->has_offset = r.has_host;
+  e->offset = r.host_offset;
+  return 0;
+}
+
+/* The entry qemu reports at OFFSET (at most COUNT bytes). */
+static int
+entry_at (struct chain *c, size_t first, size_t last, uint64_t offset,
+          uint64_t count, struct map_entry *e)
+{
+  struct origin o;
+  uint64_t length;
+  uint32_t flags;
+
+  if (chain_origin (c, first, last, offset, count, &o) == -1 ||
+      chain_run_allocation (c, &o, offset, true, &length, &flags) == -1)
+    return -1;
+  *e = (struct map_entry) {
+    .start = offset, .length = length,
+    .zero = flags & CHAIN_ZERO, .data = !(flags & CHAIN_HOLE),
+  };
+  if (!o.found) {               /* the last layer answers "zero" */
+    e->depth = last - first;
+    return answering_layer_host (c->layers[last], e);
+  }
+  if (o.past_end) {             /* the layer above a short backing file */
+    e->depth = o.layer - 1 - first;
+    return answering_layer_host (c->layers[o.layer - 1], e);
+  }
+  else {
+    const struct layer *l = c->layers[o.layer];
+    e->depth = o.layer - first;
+    e->present = true;
+    switch (o.run.kind) {
+    case RUN_DATA:              /* raw: the guest offset itself */
+      e->has_offset = true;
+      e->offset = l->format == LAYER_RAW ? offset : o.run.host_offset;
+      break;
+    case RUN_ZERO:              /* preallocated zero clusters only */
+      e->has_offset = o.run.has_host;
+      e->offset = o.run.host_offset;
+      break;
+    default:                    /* compressed: no single host offset */
+      break;
+    }
+  }
+  return 0;
+}
+
+static bool
+mergeable (const struct map_entry *a, const struct map_entry *b)
+{
+  return a->length > 0 &&
+    a->zero == b->zero && a->data == b->data && a->depth == b->depth &&
+    a->present == b->present && a->has_offset == b->has_offset &&
+    (!a->has_offset || a->offset + a->length == b->offset);
+}
+
+static void
+print_entry (FILE *fp, const struct map_entry *e, bool more)
+{
+  fprintf (fp, "{ \"start\": %" PRIu64 ", \"length\": %" PRIu64 ", "
+           "\"depth\": %zu, \"present\": %s, \"zero\": %s, \"data\": %s",
+           e->start, e->length, e->depth, e->present ? "true" : "false",
+           e->zero ? "true" : "false", e->data ? "true" : "false");
+  if (e->has_offset)
+    fprintf (fp, ", \"offset\": %" PRIu64, e->offset);
+  fputs (more ? "},\n" : "}", fp);
+}
+
+int
+map_json_build (struct chain *c, size_t first, size_t last,
+                char **json, size_t *len)
+{
+  uint64_t size = c->layers[first]->size;
+  struct map_entry curr = { .length = 0 }, next;
+  FILE *fp;
+  int r = 0;
+
+  *json = NULL;
+  fp = open_memstream (json, len);
+  if (fp == NULL)
+    return q2_error ("open_memstream: %m");
+  fputc ('[', fp);
+  while (curr.start + curr.length < size) {
+    uint64_t offset = curr.start + curr.length;
+
+    r = entry_at (c, first, last, offset, size - offset, &next);
+    if (r == -1)
+      break;
+    if (mergeable (&curr, &next)) {
+      curr.length += next.length;
+      continue;
+    }
+    if (curr.length > 0)
+      print_entry (fp, &curr, true);
+    curr = next;
+  }
+  if (r == 0) {
+    print_entry (fp, &curr, false);
+    fputs ("]\n", fp);
+  }
+  if (fclose (fp) == EOF && r == 0)
+    r = q2_error ("open_memstream: %m");
+  if (r == -1) {
+    free (*json);
+    *json = NULL;
+  }
+  return r;
+}
