@@ -12,8 +12,8 @@
 /* ---- opening ---- */
 
 static int
-backing_format (const struct layer *parent, const char *path,
-                enum layer_format *format)
+recorded_format (const struct layer *parent, const char *path,
+                 enum layer_format *format)
 {
   const char *f = parent->header.backing_format;
 
@@ -29,15 +29,45 @@ backing_format (const struct layer *parent, const char *path,
   return 0;
 }
 
-/* The backing file of PARENT: its resolved path, or NULL with
- * *PATH_OUT = NULL if it has none.
+/* The format of PARENT's backing file PATH: backing-format.N= if
+ * given; probed if backing.N= replaced the file (qemu probes a file
+ * named in json: without a driver); else what PARENT records.
  */
 static int
-backing_path (const struct layer *parent, char **path_out)
+backing_format (const struct layer *parent, const struct layer_params *lp,
+                const char *path, enum layer_format *format)
+{
+  if (lp && lp->backing_format) {
+    *format = strcmp (lp->backing_format, "raw") == 0 ? LAYER_RAW
+                                                       : LAYER_QCOW2;
+    return 0;
+  }
+  if (lp && lp->backing_set)
+    return layer_probe_format (path, format);
+  return recorded_format (parent, path, format);
+}
+
+/* The backing file of PARENT (layer N): its resolved path, or NULL
+ * with *PATH_OUT = NULL if it has none.  backing.N= overrides what the
+ * image records.
+ */
+static int
+backing_path (const struct layer *parent, size_t n,
+              const struct layer_params *lp, char **path_out)
 {
   const char *name = parent->header.backing_file;
 
   *path_out = NULL;
+  if (lp && lp->backing_set) {
+    if (parent->format != LAYER_QCOW2)
+      return q2_error ("backing.%zu=: layer %zu (%s) is a raw image: it "
+                       "has no backing file to replace",
+                       n, n, parent->file.path);
+    if (lp->backing == NULL)
+      return 0;
+    *path_out = strdup (lp->backing);
+    return *path_out ? 0 : q2_error ("strdup: %m");
+  }
   if (parent->format != LAYER_QCOW2 || name == NULL)
     return 0;
   if (filename_has_protocol (name))
@@ -88,21 +118,27 @@ append_layer (struct chain *c, const char *path, enum layer_format format)
 }
 
 static int
-open_backing_files (struct chain *c)
+open_backing_files (struct chain *c, const struct chain_params *p)
 {
   for (;;) {
     struct layer *parent = c->layers[c->n - 1];
+    const struct layer_params *lp = chain_params_layer (p, c->n);
     enum layer_format format;
     char *path;
     int r;
 
-    if (backing_path (parent, &path) == -1)
+    if (backing_path (parent, c->n, lp, &path) == -1)
       return -1;
-    if (path == NULL)
+    if (path == NULL) {
+      if (lp && lp->backing_format)
+        return q2_error ("backing-format.%zu=%s: layer %zu (%s) has no "
+                         "backing file", c->n, lp->backing_format, c->n,
+                         parent->file.path);
       return 0;
+    }
     r = check_loop (c, path);
     if (r == 0)
-      r = backing_format (parent, path, &format);
+      r = backing_format (parent, lp, path, &format);
     if (r == 0)
       r = append_layer (c, path, format);
     free (path);
@@ -111,8 +147,28 @@ open_backing_files (struct chain *c)
   }
 }
 
+/* Every per-layer parameter must name a layer of the chain: a typo in
+ * N must not be silently ignored.
+ */
+static int
+check_params_used (const struct chain *c, const struct chain_params *p)
+{
+  size_t n;
+
+  for (n = c->n + 1; n <= p->n; n++) {
+    const struct layer_params *lp = chain_params_layer (p, n);
+    const char *key = lp->backing_set ? "backing" :
+                      lp->backing_format ? "backing-format" :
+                      lp->passphrase ? "passphrase" : NULL;
+    if (key)
+      return q2_error ("%s.%zu=: %s has only %zu layer(s)",
+                       key, n, c->layers[0]->file.path, c->n);
+  }
+  return 0;
+}
+
 struct chain *
-chain_open (const char *path, uint64_t l2_cache_bytes)
+chain_open (const char *path, const struct chain_params *p)
 {
   struct chain *c = calloc (1, sizeof *c);
   enum layer_format format;
@@ -122,7 +178,7 @@ chain_open (const char *path, uint64_t l2_cache_bytes)
     return NULL;
   }
   /* 2 MiB is the largest L2 table (cluster) of any layer. */
-  c->cache = l2_cache_new (l2_cache_bytes, 2 * 1024 * 1024);
+  c->cache = l2_cache_new (p->l2_cache_bytes, 2 * 1024 * 1024);
   if (c->cache == NULL)
     goto fail;
   if (layer_probe_format (path, &format) == -1)
@@ -132,7 +188,8 @@ chain_open (const char *path, uint64_t l2_cache_bytes)
     goto fail;
   }
   if (append_layer (c, path, LAYER_QCOW2) == -1 ||
-      open_backing_files (c) == -1)
+      open_backing_files (c, p) == -1 ||
+      check_params_used (c, p) == -1)
     goto fail;
   return c;
  fail:

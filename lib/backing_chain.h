@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "layer.h"
+#include "chain_params.h"
 
 #define CHAIN_MAX_LAYERS 1000
 
@@ -23,11 +24,12 @@ struct chain {
   struct l2_cache *cache;
 };
 
-/* Open PATH (which must be a qcow2 image) and every backing file.
- * L2_CACHE_BYTES bounds the L2 cache.  Refuses loops, missing files,
- * unsupported formats.  Returns NULL with q2_error set.
+/* Open PATH (which must be a qcow2 image) and every backing file, as
+ * P says (L2 cache bound, backing overrides, passphrases).  Refuses
+ * loops, missing files, unsupported formats, parameters naming a layer
+ * the chain does not have.  Returns NULL with q2_error set.
  */
-struct chain *chain_open (const char *path, uint64_t l2_cache_bytes);
+struct chain *chain_open (const char *path, const struct chain_params *p);
 void chain_close (struct chain *c);
 
 /* Read COUNT guest bytes at OFFSET of the view [FIRST, LAST].  The

@@ -32,7 +32,9 @@ NBDKIT_DLL_PUBLIC int qcow2map_debug_cache = 0;
 #define MAX_EXTENTS_PER_REQUEST 4096   /* bounded work per request */
 
 static char *filename;
-static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
+static struct chain_params params = {
+  .l2_cache_bytes = DEFAULT_L2_CACHE_SIZE,
+};
 static struct chain *chain;
 
 static void free_containers (void);
@@ -43,26 +45,57 @@ qcow2map_unload (void)
   if (chain)
     free_containers ();
   chain_close (chain);
+  chain_params_free (&params);
   free (filename);
+}
+
+/* passphrase=SECRET|+FILE|-|-FD (nbdkit's conventions for secrets) and
+ * passphrase.N= for layer N.
+ */
+static int
+config_passphrase (size_t layer, const char *value)
+{
+  char *secret;
+  int r;
+
+  if (nbdkit_read_password (value, &secret) == -1)
+    return -1;
+  r = chain_params_set_passphrase (&params, layer, secret);
+  explicit_bzero (secret, strlen (secret));
+  free (secret);
+  if (r == -1)
+    nbdkit_error ("%s", q2_last_error ());
+  return r;
 }
 
 static int
 qcow2map_config (const char *key, const char *value)
 {
+  size_t layer;
+  int r;
+
+  if ((r = chain_params_set (&params, key, value)) != 0 ||
+      (r = chain_params_passphrase_key (key, &layer)) == -1) {
+    if (r == -1)
+      nbdkit_error ("%s", q2_last_error ());
+    return r == -1 ? -1 : 0;
+  }
+  if (r == 1)
+    return config_passphrase (layer, value);
   if (strcmp (key, "file") == 0) {
     free (filename);
     filename = nbdkit_realpath (value);
     return filename ? 0 : -1;
   }
   if (strcmp (key, "l2-cache-size") == 0) {
-    int64_t r = nbdkit_parse_size (value);
-    if (r == -1)
+    int64_t size = nbdkit_parse_size (value);
+    if (size == -1)
       return -1;
-    if (r < 1024 * 1024) {
+    if (size < 1024 * 1024) {
       nbdkit_error ("l2-cache-size must be at least 1M");
       return -1;
     }
-    l2_cache_size = r;
+    params.l2_cache_bytes = size;
     return 0;
   }
   nbdkit_error ("unknown parameter '%s'", key);
@@ -82,7 +115,13 @@ qcow2map_config_complete (void)
 #define qcow2map_config_help \
   "file=<IMAGE>        (required) The qcow2 image to serve (with its\n" \
   "                    backing chain).\n" \
-  "l2-cache-size=SIZE  Bound on cached L2 tables (default 32M)."
+  "l2-cache-size=SIZE  Bound on cached L2 tables (default 32M).\n" \
+  "backing[.N]=PATH    Use PATH as the backing file of layer N (default\n" \
+  "                    1, the top image); empty: no backing file.\n" \
+  "backing-format[.N]=qcow2|raw  Format of that backing file (default:\n" \
+  "                    probed for backing=, else as the image records).\n" \
+  "passphrase[.N]=SECRET|+FILE|-|-FD  Passphrase of the LUKS-encrypted\n" \
+  "                    layers (of layer N only, with .N)."
 
 static void
 debug_chain (void)
@@ -120,7 +159,7 @@ warn_flags (void)
 static int
 qcow2map_get_ready (void)
 {
-  chain = chain_open (filename, l2_cache_size);
+  chain = chain_open (filename, &params);
   if (chain == NULL) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;

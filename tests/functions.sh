@@ -200,20 +200,57 @@ compressed_cluster() {
 # qemu_nbd_start IMG [extra qemu-nbd args]
 # Starts a read-only, persistent qemu-nbd on IMG (format qcow2 unless the
 # extra args contain -f/--format), run from IMG's directory so relative backing
-# and data-file names resolve as they would for the image's owner.
+# and data-file names resolve as they would for the image's owner.  IMG may
+# also be a "json:{...}" filename (run from the current directory).
 # Sets QEMU_NBD_URI and QEMU_NBD_PIDFILE.  Stopped by qemu_nbd_stop or at exit.
 qemu_nbd_start() {
     local img=$1; shift
-    local fmt=(-f qcow2) a
+    local fmt=(-f qcow2) a dir=. name=$img
     for a in "$@"; do case "$a" in -f|--format|--format=*|--image-opts) fmt=() ;; esac; done
+    case "$img" in
+        json:*) fmt=() ;;
+        *) dir=$(dirname "$img"); name=$(basename "$img") ;;
+    esac
     next_id
     local sock="$_SOCKDIR/q$ID.sock" pidf="$_SOCKDIR/q$ID.pid"
-    (cd "$(dirname "$img")" &&
+    (cd "$dir" &&
         qemu-nbd -r -t -e 0 "${fmt[@]}" --fork --pid-file="$pidf" --socket="$sock" \
-                 "$@" "$(basename "$img")") ||
+                 "$@" "$name") ||
         fail "qemu-nbd failed to start on $img"
     QEMU_NBD_URI="nbd+unix:///?socket=$sock"
     QEMU_NBD_PIDFILE=$pidf
+}
+
+# How qemu opens a test image, for the references (check_image, the depth
+# helpers).  By default IMG itself, as qcow2, from its directory.  Set for one
+# call (QEMU_REF=... check_image IMG ...):
+#   QEMU_REF      a "json:{...}" filename to open instead (from the current
+#                 directory), e.g. with a "backing" override;
+#   QEMU_OBJECTS  space-separated --object specs, e.g. secret,id=s1,data=xyz.
+# qemu_objects: print the --object arguments, one per line.
+qemu_objects() {
+    local o
+    for o in ${QEMU_OBJECTS:-}; do printf '%s\n' --object "$o"; done
+}
+
+# qemu_ref_convert IMG OUT : guest bytes of IMG as qemu reads it (raw).
+qemu_ref_convert() {
+    local img=$1 out=$2 objs
+    mapfile -t objs < <(qemu_objects)
+    if [ -n "${QEMU_REF:-}" ]; then
+        qemu-img convert "${objs[@]}" -O raw "$QEMU_REF" "$out"
+    else
+        (cd "$(dirname "$img")" &&
+            qemu-img convert "${objs[@]}" -f qcow2 -O raw "$(basename "$img")" "$out")
+    fi || fail "qemu-img convert failed on ${QEMU_REF:-$img}"
+}
+
+# qemu_ref_nbd_start IMG [extra qemu-nbd args] : qemu_nbd_start on IMG as
+# qemu opens it (QEMU_REF, QEMU_OBJECTS).
+qemu_ref_nbd_start() {
+    local img=$1 objs; shift
+    mapfile -t objs < <(qemu_objects)
+    qemu_nbd_start "${QEMU_REF:-$img}" "${objs[@]}" "$@"
 }
 
 # _alive PID : the process exists and is not a zombie (a daemonized qemu-nbd
@@ -331,7 +368,8 @@ _compare_bytes() {
 # check_image IMG [PARAM=VALUE...]
 # Core assertion.  Through the plugin (run from the current directory):
 # bytes (nbdcopy, with and without extents), map (nbdinfo --map) and size.
-# Reference: qemu-img convert -O raw and qemu-nbd -r, run in IMG's directory.
+# Reference: qemu-img convert -O raw and qemu-nbd -r, run in IMG's directory
+# (or on QEMU_REF with QEMU_OBJECTS: see qemu_ref_convert).
 #  (a) guest bytes identical (cmp), (b) merged maps identical, (c) sizes equal.
 check_image() {
     local img=$1; shift
@@ -340,8 +378,7 @@ check_image() {
     local exp="$TESTDIR/$tag.expected.raw" act="$TESTDIR/$tag.actual.raw"
     local act2="$TESTDIR/$tag.actual-noextents.raw"
 
-    (cd "$dir" && qemu-img convert -f qcow2 -O raw "$base" "$exp") ||
-        fail "qemu-img convert failed on $img"
+    qemu_ref_convert "$img" "$exp"
     local esize; esize=$(stat -c %s "$exp")
 
     export CI_ACT=$act CI_ACT2=$act2 CI_MAP="$TESTDIR/$tag.ours.json" CI_SIZE="$TESTDIR/$tag.ours.size"
@@ -353,7 +390,7 @@ check_image() {
         nbdinfo --size "$uri" > "$CI_SIZE"' ||
         fail "serving $img through the plugin failed"
 
-    qemu_nbd_start "$img"
+    qemu_ref_nbd_start "$img"
     nbdinfo --json --map "$QEMU_NBD_URI" > "$TESTDIR/$tag.qemu.json" ||
         fail "nbdinfo --map against qemu-nbd failed"
     local qsize; qsize=$(nbdinfo --size "$QEMU_NBD_URI")
