@@ -167,6 +167,45 @@ check_params_used (const struct chain *c, const struct chain_params *p)
   return 0;
 }
 
+/* Unlock every encrypted layer with passphrase.N= or passphrase=.  A
+ * layer without a key is refused unless P->keys_optional; a key for a
+ * layer that is not encrypted is refused (it is surely a mistake).
+ */
+static int
+unlock_layers (struct chain *c, const struct chain_params *p)
+{
+  bool any_encrypted = false;
+  size_t i;
+
+  for (i = 0; i < c->n; i++) {
+    struct layer *l = c->layers[i];
+    const struct layer_params *lp = chain_params_layer (p, i + 1);
+    const char *key = lp && lp->passphrase ? lp->passphrase : p->passphrase;
+
+    if (l->format != LAYER_QCOW2 ||
+        l->header.crypt_method == QCOW2_CRYPT_NONE) {
+      if (lp && lp->passphrase)
+        return q2_error ("passphrase.%zu=: layer %zu (%s) is not encrypted",
+                         i + 1, i + 1, l->file.path);
+      continue;
+    }
+    any_encrypted = true;
+    if (key == NULL) {
+      if (p->keys_optional)
+        continue;
+      return q2_error ("%s is encrypted: give passphrase= (or "
+                       "passphrase.%zu= for layer %zu alone)",
+                       l->file.path, i + 1, i + 1);
+    }
+    if (layer_unlock (l, key) == -1)
+      return -1;
+  }
+  if (p->passphrase && !any_encrypted)
+    return q2_error ("passphrase=: no layer of %s is encrypted",
+                     c->layers[0]->file.path);
+  return 0;
+}
+
 struct chain *
 chain_open (const char *path, const struct chain_params *p)
 {
@@ -189,7 +228,8 @@ chain_open (const char *path, const struct chain_params *p)
   }
   if (append_layer (c, path, LAYER_QCOW2) == -1 ||
       open_backing_files (c, p) == -1 ||
-      check_params_used (c, p) == -1)
+      check_params_used (c, p) == -1 ||
+      unlock_layers (c, p) == -1)
     goto fail;
   return c;
  fail:

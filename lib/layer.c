@@ -8,6 +8,7 @@
 #include "layer.h"
 #include "be.h"
 #include "compress.h"
+#include "luks.h"
 #include "filename.h"
 #include "refcount.h"
 #include "q2_error.h"
@@ -149,7 +150,9 @@ open_qcow2 (struct layer *l)
   l->refblock_memo_offset = UINT64_MAX;
   if (open_data_file (l) == -1)
     return -1;
-  detect_metadata_preallocation (l);
+  /* qemu never asks the host file about an encrypted image's data. */
+  if (h->crypt_method == QCOW2_CRYPT_NONE)
+    detect_metadata_preallocation (l);
   return 0;
 }
 
@@ -180,11 +183,20 @@ layer_open (const char *path, enum layer_format format,
   return NULL;
 }
 
+int
+layer_unlock (struct layer *l, const char *passphrase)
+{
+  l->crypto = luks_open (&l->file, l->header.crypto_offset,
+                         l->header.crypto_length, passphrase);
+  return l->crypto ? 0 : -1;
+}
+
 void
 layer_close (struct layer *l)
 {
   if (l == NULL)
     return;
+  luks_close (l->crypto);
   hostfile_close (&l->file);
   hostfile_close (&l->data_file);
   qcow2_header_free (&l->header);
@@ -369,6 +381,20 @@ layer_map (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
 
 /* ---- reading ---- */
 
+/* Data clusters as stored; decrypted if the layer is encrypted (the
+ * IV of each sector comes from its host offset).
+ */
+static int
+read_host_data (struct layer *l, void *buf, size_t count, uint64_t host)
+{
+  if (l->format == LAYER_RAW || l->header.crypt_method == QCOW2_CRYPT_NONE)
+    return hostfile_pread (l->data, buf, count, host);
+  if (l->crypto == NULL)
+    return q2_error ("the image is encrypted and was opened without its "
+                     "passphrase");
+  return luks_pread (l->crypto, l->data, buf, count, host);
+}
+
 static int
 read_data (struct layer *l, const struct run *r, uint64_t offset, void *buf)
 {
@@ -383,7 +409,7 @@ read_data (struct layer *l, const struct run *r, uint64_t offset, void *buf)
     return q2_error ("%s: guest offset %" PRIu64 ": data cluster at host "
                      "offset %#" PRIx64 " is past the end of %s",
                      l->file.path, offset, last_cluster, l->data->path);
-  if (hostfile_pread (l->data, buf, r->length, r->host_offset) == -1)
+  if (read_host_data (l, buf, r->length, r->host_offset) == -1)
     return q2_error ("%s: guest offset %" PRIu64 ": %s",
                      l->file.path, offset, q2_last_error ());
   return 0;

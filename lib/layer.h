@@ -32,6 +32,8 @@ struct layer {
   uint64_t refblock_memo_offset;
   bool metadata_preallocated;    /* qemu's heuristic, see layer.c */
   struct l2_cache *cache;        /* shared by the chain, not owned */
+  struct luks *crypto;           /* LUKS key of the data clusters, once
+                                    unlocked (header.crypt_method 2) */
 };
 
 /* Open PATH as FORMAT (LAYER_QCOW2 or LAYER_RAW).  Returns NULL with
@@ -40,6 +42,12 @@ struct layer {
 struct layer *layer_open (const char *path, enum layer_format format,
                           struct l2_cache *cache);
 void layer_close (struct layer *l);
+
+/* Unlock the LUKS encryption of L (header.crypt_method 2) with
+ * PASSPHRASE.  Until then its metadata can be mapped but its data
+ * clusters cannot be read.  Returns 0 or -1 with q2_error set.
+ */
+int layer_unlock (struct layer *l, const char *passphrase);
 
 /* A run: the longest stretch starting at a guest offset over which a
  * layer answers the same way (within one L2 table).

@@ -100,11 +100,13 @@ check_version_and_features (struct qcow2_header *h, size_t len,
   if (h->version == 3 && len < V3_MIN_HEADER_LENGTH)
     return q2_error ("%s: header_length: file too short for a version 3 "
                      "header", name);
-  if (h->crypt_method != 0)
-    return q2_error ("%s: crypt_method: encrypted images (%s) are not "
-                     "supported", name,
-                     h->crypt_method == 1 ? "AES" :
-                     h->crypt_method == 2 ? "LUKS" : "unknown method");
+  if (h->crypt_method == QCOW2_CRYPT_AES)
+    return q2_error ("%s: crypt_method: images encrypted with the legacy "
+                     "AES method (encrypt.format=aes) are not supported "
+                     "(LUKS is)", name);
+  if (h->crypt_method > QCOW2_CRYPT_LUKS)
+    return q2_error ("%s: crypt_method: unknown encryption method %" PRIu32,
+                     name, h->crypt_method);
   unknown = h->incompatible_features & ~QCOW2_INCOMPAT_KNOWN;
   if (unknown)
     return q2_error ("%s: incompatible_features: unsupported incompatible "
@@ -303,6 +305,28 @@ read_extensions (struct qcow2_header *h, const uint8_t *buf, size_t len,
   return 0;
 }
 
+/* LUKS needs the encryption header extension, and only LUKS has one
+ * (as qemu checks).  Its area must lie in the file.
+ */
+static int
+check_crypto (struct qcow2_header *h, uint64_t file_size, const char *name)
+{
+  if (h->crypt_method == QCOW2_CRYPT_LUKS && !h->has_crypto_ext)
+    return q2_error ("%s: crypt_method: LUKS encryption without the "
+                     "encryption header extension", name);
+  if (h->crypt_method != QCOW2_CRYPT_LUKS && h->has_crypto_ext)
+    return q2_error ("%s: encryption header extension in an image that is "
+                     "not LUKS-encrypted", name);
+  if (h->has_crypto_ext &&
+      (h->crypto_offset & (h->cluster_size - 1) ||
+       h->crypto_length > file_size ||
+       h->crypto_offset > file_size - h->crypto_length))
+    return q2_error ("%s: encryption header extension: LUKS header at %#"
+                     PRIx64 "+%#" PRIx64 " is unaligned or past the end of "
+                     "the file", name, h->crypto_offset, h->crypto_length);
+  return 0;
+}
+
 static int
 check_data_file (struct qcow2_header *h, const char *name)
 {
@@ -339,6 +363,7 @@ qcow2_header_parse (struct qcow2_header *h, const uint8_t *buf, size_t len,
       check_tables (h, file_size, name) == -1 ||
       read_backing_name (h, buf, len, name) == -1 ||
       read_extensions (h, buf, len, name) == -1 ||
+      check_crypto (h, file_size, name) == -1 ||
       check_data_file (h, name) == -1) {
     qcow2_header_free (h);
     return -1;
