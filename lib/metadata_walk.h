@@ -28,6 +28,7 @@ enum meta_kind {
   META_BITMAP_DIRECTORY,
   META_BITMAP_TABLE,
   META_BITMAP_DATA,
+  META_ENCRYPTION_HEADER, /* the LUKS header and key material */
 };
 
 struct meta_ref {

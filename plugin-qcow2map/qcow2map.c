@@ -20,6 +20,7 @@
 #include "container.h"
 #include "views.h"
 #include "l2_cache.h"
+#include "luks.h"
 #include "q2_error.h"
 
 /* -D qcow2map.chain=1: describe each layer at startup.
@@ -131,11 +132,13 @@ debug_chain (void)
   for (i = 0; i < chain->n; i++) {
     const struct layer *l = chain->layers[i];
     nbdkit_debug ("layer %zu: %s: %s, size %" PRIu64 ", cluster size %" PRIu64
-                  "%s%s", i + 1, l->file.path,
+                  "%s%s%s%s", i + 1, l->file.path,
                   l->format == LAYER_RAW ? "raw" : "qcow2", l->size,
                   l->format == LAYER_RAW ? 0 : l->header.cluster_size,
                   l->header.extended_l2 ? ", extended L2" : "",
-                  l->metadata_preallocated ? ", metadata preallocated" : "");
+                  l->metadata_preallocated ? ", metadata preallocated" : "",
+                  l->crypto ? ", LUKS " : "",
+                  l->crypto ? luks_describe (l->crypto) : "");
   }
 }
 

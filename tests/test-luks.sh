@@ -22,7 +22,12 @@
 #  - passphrase=+FILE, passphrase=-FD and passphrase=- (a terminal);
 #  - refusals, one line each: wrong passphrase (naming the file), no
 #    passphrase, a key for a layer without encryption, passphrase= on a chain
-#    without encryption, a key for a layer the chain does not have.
+#    without encryption, a key for a layer the chain does not have, legacy
+#    AES (encrypt.format=aes);
+#  - file/1.json counts the LUKS area as metadata (leaks and allocated
+#    clusters as qemu-img check given the key);
+#  - 14 damaged LUKS headers (magic, version, names, key size, iterations,
+#    key slot state/offset/stripes, digest, extension length): one line each.
 depth_testsdir=$(cd "$(dirname "$0")" && pwd)
 source "$depth_testsdir/functions.sh"
 source "$depth_testsdir/depth-functions.sh"
@@ -185,3 +190,45 @@ expect_startup_error "$img" 'wrong passphrase' '' passphrase=nope
 expect_startup_error "$img" 'is encrypted: give passphrase=' ''
 mkimg plain.qcow2 1M
 expect_startup_error plain.qcow2 'passphrase=: no layer of .* is encrypted' '' passphrase=x
+# Legacy AES stays refused.
+qemu-img create -q -f qcow2 --object secret,id=k,data=x -o encrypt.format=aes,encrypt.key-secret=k aes.qcow2 1M
+expect_startup_error aes.qcow2 'legacy AES .*not supported' '' passphrase=x
+
+# ---- the container view counts the LUKS area as metadata in use ----
+plugin_run "$default_img" passphrase="$default_pw" -- \
+    sh -c 'nbdcopy "nbd+unix:///file/1.json?socket=$unixsocket" file1.json'
+qemu-img check --object "secret,id=k,data=$default_pw" --output=json "json:$(lnode "$default_img" k)" \
+    > qcheck.json 2> qcheck.err || { show_file qcheck.err; fail "qemu-img check failed"; }
+ext=$(find_bytes "$default_img" 0537be77 | head -n 1)
+luks_off=$(peek_be "$default_img" $((ext + 8)) 8)
+luks_len=$(peek_be "$default_img" $((ext + 16)) 8)
+jq -e --argjson o "$luks_off" --argjson l "$luks_len" --slurpfile q qcheck.json '
+    .check.leaks == ($q[0].leaks // 0) and .check.corruptions == ($q[0].corruptions // 0)
+    and .check."allocated-clusters" == $q[0]."allocated-clusters"
+    and ([.metadata[] | select(.type == "encryption-header" and .offset == $o and .length == $l)] | length) == 1' \
+    file1.json > /dev/null || { jq -c .check file1.json >&2; show_file qcheck.json; fail "file/1.json of $default_img disagrees with qemu-img check"; }
+log "OK file/1.json of $default_img: encryption-header at $luks_off+$luks_len, leaks and allocated clusters as qemu-img check"
+
+# ---- a damaged LUKS header: one line, never a crash ----
+# damage NAME OFFSET_IN_LUKS WIDTH VALUE REGEX
+damage() {
+    cp "$default_img" "$1"
+    poke_be "$1" $((luks_off + $2)) "$3" "$4"
+    expect_startup_error "$1" "$5" '' passphrase="$default_pw"
+}
+damage d-magic.qcow2     0        4 0           'no LUKS magic'
+damage d-version.qcow2   6        2 2           'LUKS version 2 is not supported'
+damage d-cipher.qcow2    8        3 0x616263    'cipher abc with a 256-bit key is not supported'
+damage d-mode.qcow2      40       3 0x78797a    "cipher mode 'xyz' is not supported"
+damage d-ivgen.qcow2     44       3 0x616263    "IV generator 'abcin64' is not supported"
+damage d-hash.qcow2      72       3 0x616263    "hash 'abc256' is not supported"
+damage d-keybytes.qcow2  108      4 1000        'key size 1000 bytes is not supported'
+damage d-mkiter.qcow2    164      4 0           'master key digest iterations is 0'
+damage d-active.qcow2    208      4 0x12345678  'key slot 0: bad state'
+damage d-iter.qcow2      212      4 0           'key slot 0: 0 iterations'
+damage d-keyoff.qcow2    248      4 0x100000    'key slot 0: key material .* is outside the LUKS header area'
+damage d-stripes.qcow2   252      4 1           'key slot 0: 1 stripes'
+damage d-digest.qcow2    112      4 0           'wrong passphrase'
+cp "$default_img" d-extlen.qcow2
+poke_be d-extlen.qcow2 $((ext + 16)) 8 0x7fffffffffff
+expect_startup_error d-extlen.qcow2 'encryption header extension: LUKS header at .* past the end' '' passphrase="$default_pw"
