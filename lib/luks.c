@@ -57,6 +57,7 @@ struct header {
   char cipher_name[NAME_LEN + 1];
   char cipher_mode[NAME_LEN + 1];
   char hash_spec[NAME_LEN + 1];
+  uint32_t payload_offset;             /* sectors; only checked, as qemu */
   uint32_t key_bytes;
   const uint8_t *mk_digest, *mk_digest_salt;
   uint32_t mk_digest_iterations;
@@ -255,11 +256,15 @@ decrypt_sectors (const struct keyed *c, uint64_t sector, uint8_t *buf,
 
 /* ---- parsing ---- */
 
-static void
-copy_name (char *dst, const uint8_t *src)
+static int
+copy_name (char *dst, const uint8_t *src, const char *what, const char *name)
 {
+  if (memchr (src, '\0', NAME_LEN) == NULL)
+    return q2_error ("%s: encryption header: %s is not NUL-terminated",
+                     name, what);
   memcpy (dst, src, NAME_LEN);
   dst[NAME_LEN] = '\0';
+  return 0;
 }
 
 static int
@@ -272,9 +277,11 @@ parse_header (struct header *h, const uint8_t *b, const char *name)
   if (get_be16 (b + 6) != 1)
     return q2_error ("%s: encryption header: LUKS version %u is not "
                      "supported (1 is)", name, get_be16 (b + 6));
-  copy_name (h->cipher_name, b + 8);
-  copy_name (h->cipher_mode, b + 40);
-  copy_name (h->hash_spec, b + 72);
+  if (copy_name (h->cipher_name, b + 8, "cipher name", name) == -1 ||
+      copy_name (h->cipher_mode, b + 40, "cipher mode", name) == -1 ||
+      copy_name (h->hash_spec, b + 72, "hash", name) == -1)
+    return -1;
+  h->payload_offset = get_be32 (b + 104);
   h->key_bytes = get_be32 (b + 108);
   h->mk_digest = b + 112;
   h->mk_digest_salt = b + 132;
@@ -498,31 +505,63 @@ try_slot (const struct spec *sp, const struct header *h,
   return r;
 }
 
-/* The key material of slot S must lie inside the LUKS area. */
-static int
-check_slot (const struct key_slot *s, size_t i, size_t key_bytes,
-            uint64_t length, const char *name)
-{
-  uint64_t start = (uint64_t) s->key_offset * LUKS_SECTOR_SIZE;
-  uint64_t len = (key_bytes * STRIPES + LUKS_SECTOR_SIZE - 1) /
-                 LUKS_SECTOR_SIZE * LUKS_SECTOR_SIZE;
+/* The key slots, checked as qemu checks them (all eight, enabled or
+ * not): 4000 stripes, a known state, iterations, key material between
+ * the header and the payload offset, no two slots overlapping.  And,
+ * as qemu's reads would fail otherwise, enabled key material inside
+ * the LUKS area of LENGTH bytes.  Sector counts are 64-bit here: no
+ * header field can overflow them.
+ */
+#define HEADER_SECTORS (4096 / LUKS_SECTOR_SIZE)  /* first key material */
 
-  if (s->active != SLOT_ENABLED && s->active != SLOT_DISABLED)
-    return q2_error ("%s: encryption header: key slot %zu: bad state %#"
-                     PRIx32, name, i, s->active);
-  if (s->active != SLOT_ENABLED)
-    return 0;
-  if (s->stripes != STRIPES)
-    return q2_error ("%s: encryption header: key slot %zu: %" PRIu32
-                     " stripes (LUKS uses %d)", name, i, s->stripes, STRIPES);
-  if (s->iterations == 0)
-    return q2_error ("%s: encryption header: key slot %zu: 0 iterations",
-                     name, i);
-  if (start < HEADER_SIZE || start > length || len > length - start)
-    return q2_error ("%s: encryption header: key slot %zu: key material "
-                     "at %#" PRIx64 "+%#" PRIx64 " is outside the LUKS "
-                     "header area (%#" PRIx64 " bytes)",
-                     name, i, start, len, length);
+static uint64_t
+material_sectors (size_t key_bytes)
+{
+  uint64_t n = (key_bytes * STRIPES + LUKS_SECTOR_SIZE - 1) / LUKS_SECTOR_SIZE;
+  return (n + HEADER_SECTORS - 1) / HEADER_SECTORS * HEADER_SECTORS;
+}
+
+static int
+check_slots (const struct header *h, size_t key_bytes, uint64_t length,
+             const char *name)
+{
+  uint64_t len = material_sectors (key_bytes);
+  size_t i, j;
+
+  if (h->payload_offset < HEADER_SECTORS)
+    return q2_error ("%s: encryption header: the payload offset overlaps "
+                     "the header", name);
+  for (i = 0; i < NUM_SLOTS; i++) {
+    const struct key_slot *s = &h->slots[i];
+    uint64_t start = s->key_offset;
+
+    if (s->stripes != STRIPES)
+      return q2_error ("%s: encryption header: key slot %zu: %" PRIu32
+                       " stripes (LUKS uses %d)", name, i, s->stripes,
+                       STRIPES);
+    if (s->active != SLOT_ENABLED && s->active != SLOT_DISABLED)
+      return q2_error ("%s: encryption header: key slot %zu: bad state %#"
+                       PRIx32, name, i, s->active);
+    if (s->active == SLOT_ENABLED && s->iterations == 0)
+      return q2_error ("%s: encryption header: key slot %zu: 0 iterations",
+                       name, i);
+    if (start < HEADER_SECTORS || start + len > h->payload_offset)
+      return q2_error ("%s: encryption header: key slot %zu: key material "
+                       "at sector %" PRIu64 " overlaps the header or the "
+                       "payload", name, i, start);
+    for (j = i + 1; j < NUM_SLOTS; j++)
+      if (start < h->slots[j].key_offset + len &&
+          h->slots[j].key_offset < start + len)
+        return q2_error ("%s: encryption header: key slots %zu and %zu "
+                         "overlap", name, i, j);
+    if (s->active == SLOT_ENABLED &&
+        (start + len) * LUKS_SECTOR_SIZE > length)
+      return q2_error ("%s: encryption header: key slot %zu: key material "
+                       "at %#" PRIx64 "+%#" PRIx64 " is outside the LUKS "
+                       "header area (%#" PRIx64 " bytes)", name, i,
+                       start * LUKS_SECTOR_SIZE, len * LUKS_SECTOR_SIZE,
+                       length);
+  }
   return 0;
 }
 
@@ -539,9 +578,8 @@ unlock (struct luks *k, const struct header *h, const uint8_t *area,
   size_t i;
   int r = 0;
 
-  for (i = 0; i < NUM_SLOTS; i++)
-    if (check_slot (&h->slots[i], i, k->spec.key_bytes, length, name) == -1)
-      return -1;
+  if (check_slots (h, k->spec.key_bytes, length, name) == -1)
+    return -1;
   for (i = 0; i < NUM_SLOTS && r == 0; i++) {
     const struct key_slot *s = &h->slots[i];
     if (s->active == SLOT_ENABLED)
@@ -575,15 +613,17 @@ luks_open (const struct hostfile *file, uint64_t offset, uint64_t length,
     q2_error ("calloc: %m");
     return NULL;
   }
-  if (length < HEADER_SIZE || length > file->size ||
-      offset > file->size - length) {
-    q2_error ("%s: encryption header extension: LUKS header at %#" PRIx64
-              "+%#" PRIx64 " does not fit in the file", file->path,
+  /* As in qemu, the area may extend past the end of the file (zeros);
+   * only what is read matters, and that is bounded.
+   */
+  if (length > MAX_AREA)
+    length = MAX_AREA;
+  if (length < HEADER_SIZE || offset > UINT64_MAX - length) {
+    q2_error ("%s: encryption header extension: LUKS area at %#" PRIx64
+              "+%#" PRIx64 " cannot hold a LUKS header", file->path,
               offset, length);
     goto fail;
   }
-  if (length > MAX_AREA)
-    length = MAX_AREA;
   area = malloc (length);
   if (area == NULL) {
     q2_error ("malloc: %m");

@@ -305,11 +305,13 @@ read_extensions (struct qcow2_header *h, const uint8_t *buf, size_t len,
   return 0;
 }
 
-/* LUKS needs the encryption header extension, and only LUKS has one
- * (as qemu checks).  Its area must lie in the file.
+/* LUKS needs the encryption header extension, and only LUKS has one;
+ * its area starts on a cluster boundary (as qemu checks).  qemu does
+ * not check its length or the end of the file: reads past the end
+ * return zeros, and the LUKS code bounds what it reads.
  */
 static int
-check_crypto (struct qcow2_header *h, uint64_t file_size, const char *name)
+check_crypto (struct qcow2_header *h, const char *name)
 {
   if (h->crypt_method == QCOW2_CRYPT_LUKS && !h->has_crypto_ext)
     return q2_error ("%s: crypt_method: LUKS encryption without the "
@@ -317,13 +319,10 @@ check_crypto (struct qcow2_header *h, uint64_t file_size, const char *name)
   if (h->crypt_method != QCOW2_CRYPT_LUKS && h->has_crypto_ext)
     return q2_error ("%s: encryption header extension in an image that is "
                      "not LUKS-encrypted", name);
-  if (h->has_crypto_ext &&
-      (h->crypto_offset & (h->cluster_size - 1) ||
-       h->crypto_length > file_size ||
-       h->crypto_offset > file_size - h->crypto_length))
-    return q2_error ("%s: encryption header extension: LUKS header at %#"
-                     PRIx64 "+%#" PRIx64 " is unaligned or past the end of "
-                     "the file", name, h->crypto_offset, h->crypto_length);
+  if (h->has_crypto_ext && (h->crypto_offset & (h->cluster_size - 1)))
+    return q2_error ("%s: encryption header extension: LUKS header offset %#"
+                     PRIx64 " is not a multiple of the cluster size",
+                     name, h->crypto_offset);
   return 0;
 }
 
@@ -363,7 +362,7 @@ qcow2_header_parse (struct qcow2_header *h, const uint8_t *buf, size_t len,
       check_tables (h, file_size, name) == -1 ||
       read_backing_name (h, buf, len, name) == -1 ||
       read_extensions (h, buf, len, name) == -1 ||
-      check_crypto (h, file_size, name) == -1 ||
+      check_crypto (h, name) == -1 ||
       check_data_file (h, name) == -1) {
     qcow2_header_free (h);
     return -1;

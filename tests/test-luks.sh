@@ -24,10 +24,14 @@
 #    passphrase, a key for a layer without encryption, passphrase= on a chain
 #    without encryption, a key for a layer the chain does not have, legacy
 #    AES (encrypt.format=aes);
-#  - file/1.json counts the LUKS area as metadata (leaks and allocated
-#    clusters as qemu-img check given the key);
-#  - 14 damaged LUKS headers (magic, version, names, key size, iterations,
-#    key slot state/offset/stripes, digest, extension length): one line each.
+#  - file/1.json counts the LUKS area as metadata (leaks, corruptions and
+#    allocated clusters as qemu-img check given the key, also for an area
+#    whose length runs far past the end of the file);
+#  - 23 damaged LUKS headers or extensions (magic, version, names, key
+#    size, iterations, key slot state/offset/stripes/overlaps as qemu checks
+#    them, key material past the LUKS area, digest, extension offset and
+#    length): one line each, and qemu refuses each of them too; an extension
+#    length far past the end of the file is accepted, as qemu does.
 depth_testsdir=$(cd "$(dirname "$0")" && pwd)
 source "$depth_testsdir/functions.sh"
 source "$depth_testsdir/depth-functions.sh"
@@ -195,26 +199,43 @@ qemu-img create -q -f qcow2 --object secret,id=k,data=x -o encrypt.format=aes,en
 expect_startup_error aes.qcow2 'legacy AES .*not supported' '' passphrase=x
 
 # ---- the container view counts the LUKS area as metadata in use ----
-plugin_run "$default_img" passphrase="$default_pw" -- \
-    sh -c 'nbdcopy "nbd+unix:///file/1.json?socket=$unixsocket" file1.json'
-qemu-img check --object "secret,id=k,data=$default_pw" --output=json "json:$(lnode "$default_img" k)" \
-    > qcheck.json 2> qcheck.err || { show_file qcheck.err; fail "qemu-img check failed"; }
 ext=$(find_bytes "$default_img" 0537be77 | head -n 1)
 luks_off=$(peek_be "$default_img" $((ext + 8)) 8)
 luks_len=$(peek_be "$default_img" $((ext + 16)) 8)
-jq -e --argjson o "$luks_off" --argjson l "$luks_len" --slurpfile q qcheck.json '
-    .check.leaks == ($q[0].leaks // 0) and .check.corruptions == ($q[0].corruptions // 0)
-    and .check."allocated-clusters" == $q[0]."allocated-clusters"
-    and ([.metadata[] | select(.type == "encryption-header" and .offset == $o and .length == $l)] | length) == 1' \
-    file1.json > /dev/null || { jq -c .check file1.json >&2; show_file qcheck.json; fail "file/1.json of $default_img disagrees with qemu-img check"; }
-log "OK file/1.json of $default_img: encryption-header at $luks_off+$luks_len, leaks and allocated clusters as qemu-img check"
+# check_container_counts IMG : file/1.json's check counts equal qemu-img
+# check's (given the key), and its metadata lists the LUKS area.
+check_container_counts() {
+    local img=$1 off len
+    off=$(peek_be "$img" $((ext + 8)) 8); len=$(peek_be "$img" $((ext + 16)) 8)
+    plugin_run "$img" passphrase="$default_pw" -- \
+        sh -c 'nbdcopy "nbd+unix:///file/1.json?socket=$unixsocket" file1.json'
+    qemu-img check --object "secret,id=k,data=$default_pw" --output=json "json:$(lnode "$img" k)" \
+        > qcheck.json 2> qcheck.err || true    # exit status 2/3: corruptions/leaks
+    jq -e . qcheck.json > /dev/null || { show_file qcheck.err; fail "qemu-img check of $img printed no JSON"; }
+    jq -e --argjson o "$off" --argjson l "$len" --slurpfile q qcheck.json '
+        .check.leaks == ($q[0].leaks // 0) and .check.corruptions == ($q[0].corruptions // 0)
+        and .check."allocated-clusters" == $q[0]."allocated-clusters"
+        and ([.metadata[] | select(.type == "encryption-header" and .offset == $o and .length == $l)] | length) == 1' \
+        file1.json > /dev/null || { jq -c .check file1.json >&2; show_file qcheck.json; fail "file/1.json of $img disagrees with qemu-img check"; }
+    log "OK file/1.json of $img: encryption-header at $off+$len; $(jq -c '.check | {leaks, corruptions, "allocated-clusters"}' file1.json) as qemu-img check"
+}
+check_container_counts "$default_img"
 
-# ---- a damaged LUKS header: one line, never a crash ----
+# ---- a damaged LUKS header: one line, never a crash; qemu refuses too ----
+# qemu_refuses IMG : qemu, given the key, cannot read IMG either.
+qemu_refuses() {
+    if qemu-io --object "secret,id=k,data=$default_pw" -c 'read 0 512' \
+           "json:$(lnode "$1" k)" > qemu-refuse.log 2>&1; then
+        show_file qemu-refuse.log; fail "$1: qemu reads it, the plugin refuses it"
+    fi
+    log "   qemu refuses $1 too: $(grep -m1 . qemu-refuse.log)"
+}
 # damage NAME OFFSET_IN_LUKS WIDTH VALUE REGEX
 damage() {
     cp "$default_img" "$1"
     poke_be "$1" $((luks_off + $2)) "$3" "$4"
     expect_startup_error "$1" "$5" '' passphrase="$default_pw"
+    qemu_refuses "$1"
 }
 damage d-magic.qcow2     0        4 0           'no LUKS magic'
 damage d-version.qcow2   6        2 2           'LUKS version 2 is not supported'
@@ -226,9 +247,39 @@ damage d-keybytes.qcow2  108      4 1000        'key size 1000 bytes is not supp
 damage d-mkiter.qcow2    164      4 0           'master key digest iterations is 0'
 damage d-active.qcow2    208      4 0x12345678  'key slot 0: bad state'
 damage d-iter.qcow2      212      4 0           'key slot 0: 0 iterations'
-damage d-keyoff.qcow2    248      4 0x100000    'key slot 0: key material .* is outside the LUKS header area'
+damage d-keyoff.qcow2    248      4 0x100000    'key slot 0: key material at sector 1048576 overlaps the header or the payload'
+damage d-keyhdr.qcow2    248      4 2           'key slot 0: key material at sector 2 overlaps the header'
+damage d-overlap.qcow2   296      4 8           'key slots 0 and 1 overlap'
+damage d-payload.qcow2   104      4 2           'payload offset overlaps the header'
+damage d-stripes7.qcow2  588      4 3999        'key slot 7: 3999 stripes'
+# Key material inside the payload offset but past the LUKS area.
+cp "$default_img" d-area.qcow2
+poke_be d-area.qcow2 $((luks_off + 104)) 4 0x20000
+poke_be d-area.qcow2 $((luks_off + 248)) 4 0x10000
+expect_startup_error d-area.qcow2 'key slot 0: key material .* is outside the LUKS header area' '' passphrase="$default_pw"
+qemu_refuses d-area.qcow2
+cp "$default_img" d-nul.qcow2
+for i in 0 8 16 24; do poke_be d-nul.qcow2 $((luks_off + 8 + i)) 8 0x4141414141414141; done
+expect_startup_error d-nul.qcow2 'cipher name is not NUL-terminated' '' passphrase="$default_pw"
+qemu_refuses d-nul.qcow2
 damage d-stripes.qcow2   252      4 1           'key slot 0: 1 stripes'
 damage d-digest.qcow2    112      4 0           'wrong passphrase'
+# The extension: an unaligned offset is refused, an offset past the end
+# of the file reads zeros (no LUKS magic), a length far past the end is
+# accepted (only what is read counts), as in qemu.
+cp "$default_img" d-extoff.qcow2
+poke_be d-extoff.qcow2 $((ext + 8)) 8 $((luks_off + 512))
+expect_startup_error d-extoff.qcow2 'LUKS header offset .* is not a multiple of the cluster size' '' passphrase="$default_pw"
+qemu_refuses d-extoff.qcow2
+cp "$default_img" d-extpast.qcow2
+poke_be d-extpast.qcow2 $((ext + 8)) 8 $((100 * 65536))
+expect_startup_error d-extpast.qcow2 'no LUKS magic' '' passphrase="$default_pw"
+qemu_refuses d-extpast.qcow2
 cp "$default_img" d-extlen.qcow2
-poke_be d-extlen.qcow2 $((ext + 16)) 8 0x7fffffffffff
-expect_startup_error d-extlen.qcow2 'encryption header extension: LUKS header at .* past the end' '' passphrase="$default_pw"
+poke_be d-extlen.qcow2 $((ext + 16)) 8 0x7fffffff0000
+check_luks d-extlen.qcow2 "$default_pw"
+check_container_counts d-extlen.qcow2
+cp "$default_img" d-extshort.qcow2
+poke_be d-extshort.qcow2 $((ext + 16)) 8 100
+expect_startup_error d-extshort.qcow2 'LUKS area at .* cannot hold a LUKS header' '' passphrase="$default_pw"
+qemu_refuses d-extshort.qcow2
