@@ -31,8 +31,14 @@
 #define MAX_EXTENTS_PER_REQUEST 4096   /* bounded work per request */
 
 static char *filename;                   /* the plugin's file= */
-static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
-static struct image_lock_options locking;  /* the plugin's locking= etc. */
+/* The chain as the plugin opens it: same overrides.  Encrypted layers
+ * are opened without their keys (the filter only maps; guest bytes
+ * come from the plugin), so passphrases are left to the plugin.
+ */
+static struct chain_params params = {
+  .l2_cache_bytes = DEFAULT_L2_CACHE_SIZE,
+  .keys_optional = true,
+};
 static const char *default_depth;        /* depth= parameter */
 static unsigned default_lo, default_hi;
 static struct chain *chain;
@@ -48,6 +54,7 @@ static void
 depth_unload (void)
 {
   chain_close (chain);
+  chain_params_free (&params);
   free (filename);
   free (json);
 }
@@ -80,9 +87,13 @@ depth_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     int64_t r = nbdkit_parse_size (value);
     if (r == -1)
       return -1;
-    l2_cache_size = r;
+    params.l2_cache_bytes = r;
   }
-  else if (image_lock_config (&locking, key, value) == -1) {
+  else if (chain_params_set (&params, key, value) == -1) {
+    nbdkit_error ("%s", q2_last_error ());
+    return -1;
+  }
+  else if (image_lock_config (&params.locking, key, value) == -1) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;
   }
@@ -114,7 +125,7 @@ depth_get_ready (int thread_model)
   /* Our own descriptors, with the same locks as the plugin's: readers'
    * locks never conflict, even within one process.
    */
-  chain = chain_open (filename, l2_cache_size, &locking);
+  chain = chain_open (filename, &params);
   if (chain == NULL) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;

@@ -12,8 +12,8 @@
 /* ---- opening ---- */
 
 static int
-backing_format (const struct layer *parent, const char *path,
-                enum layer_format *format)
+recorded_format (const struct layer *parent, const char *path,
+                 enum layer_format *format)
 {
   const char *f = parent->header.backing_format;
 
@@ -29,15 +29,45 @@ backing_format (const struct layer *parent, const char *path,
   return 0;
 }
 
-/* The backing file of PARENT: its resolved path, or NULL with
- * *PATH_OUT = NULL if it has none.
+/* The format of PARENT's backing file PATH: backing-format.N= if
+ * given; probed if backing.N= replaced the file (qemu probes a file
+ * named in json: without a driver); else what PARENT records.
  */
 static int
-backing_path (const struct layer *parent, char **path_out)
+backing_format (const struct layer *parent, const struct layer_params *lp,
+                const char *path, enum layer_format *format)
+{
+  if (lp && lp->backing_format) {
+    *format = strcmp (lp->backing_format, "raw") == 0 ? LAYER_RAW
+                                                       : LAYER_QCOW2;
+    return 0;
+  }
+  if (lp && lp->backing_set)
+    return layer_probe_format (path, format);
+  return recorded_format (parent, path, format);
+}
+
+/* The backing file of PARENT (layer N): its resolved path, or NULL
+ * with *PATH_OUT = NULL if it has none.  backing.N= overrides what the
+ * image records.
+ */
+static int
+backing_path (const struct layer *parent, size_t n,
+              const struct layer_params *lp, char **path_out)
 {
   const char *name = parent->header.backing_file;
 
   *path_out = NULL;
+  if (lp && lp->backing_set) {
+    if (parent->format != LAYER_QCOW2)
+      return q2_error ("backing.%zu=: layer %zu (%s) is a raw image: it "
+                       "has no backing file to replace",
+                       n, n, parent->file.path);
+    if (lp->backing == NULL)
+      return 0;
+    *path_out = strdup (lp->backing);
+    return *path_out ? 0 : q2_error ("strdup: %m");
+  }
   if (parent->format != LAYER_QCOW2 || name == NULL)
     return 0;
   if (filename_has_protocol (name))
@@ -88,20 +118,26 @@ append_layer (struct chain *c, const char *path, enum layer_format format)
 }
 
 static int
-open_backing_files (struct chain *c)
+open_backing_files (struct chain *c, const struct chain_params *p)
 {
   for (;;) {
     struct layer *parent = c->layers[c->n - 1];
+    const struct layer_params *lp = chain_params_layer (p, c->n);
     enum layer_format format;
     char *path;
     int r;
 
-    if (backing_path (parent, &path) == -1)
+    if (backing_path (parent, c->n, lp, &path) == -1)
       return -1;
-    if (path == NULL)
+    if (path == NULL) {
+      if (lp && lp->backing_format)
+        return q2_error ("backing-format.%zu=%s: layer %zu (%s) has no "
+                         "backing file", c->n, lp->backing_format, c->n,
+                         parent->file.path);
       return 0;
+    }
     r = check_loop (c, path);
-    if (r == 0 && (backing_format (parent, path, &format) == -1 ||
+    if (r == 0 && (backing_format (parent, lp, path, &format) == -1 ||
                    append_layer (c, path, format) == -1))
       r = q2_error ("backing file of %s: %s",  /* whose backing file */
                     parent->file.path, q2_last_error ());
@@ -150,9 +186,67 @@ create_l2_cache (struct chain *c, uint64_t requested)
   return 0;
 }
 
+/* Every per-layer parameter must name a layer of the chain: a typo in
+ * N must not be silently ignored.
+ */
+static int
+check_params_used (const struct chain *c, const struct chain_params *p)
+{
+  size_t n;
+
+  for (n = c->n + 1; n <= p->n; n++) {
+    const struct layer_params *lp = chain_params_layer (p, n);
+    const char *key = lp->backing_set ? "backing" :
+                      lp->backing_format ? "backing-format" :
+                      lp->passphrase ? "passphrase" : NULL;
+    if (key)
+      return q2_error ("%s.%zu=: %s has only %zu layer(s)",
+                       key, n, c->layers[0]->file.path, c->n);
+  }
+  return 0;
+}
+
+/* Unlock every encrypted layer with passphrase.N= or passphrase=.  A
+ * layer without a key is refused unless P->keys_optional; a key for a
+ * layer that is not encrypted is refused (it is surely a mistake).
+ */
+static int
+unlock_layers (struct chain *c, const struct chain_params *p)
+{
+  bool any_encrypted = false;
+  size_t i;
+
+  for (i = 0; i < c->n; i++) {
+    struct layer *l = c->layers[i];
+    const struct layer_params *lp = chain_params_layer (p, i + 1);
+    const char *key = lp && lp->passphrase ? lp->passphrase : p->passphrase;
+
+    if (l->format != LAYER_QCOW2 ||
+        l->header.crypt_method == QCOW2_CRYPT_NONE) {
+      if (lp && lp->passphrase)
+        return q2_error ("passphrase.%zu=: layer %zu (%s) is not encrypted",
+                         i + 1, i + 1, l->file.path);
+      continue;
+    }
+    any_encrypted = true;
+    if (key == NULL) {
+      if (p->keys_optional)
+        continue;
+      return q2_error ("%s is encrypted: give passphrase= (or "
+                       "passphrase.%zu= for layer %zu alone)",
+                       l->file.path, i + 1, i + 1);
+    }
+    if (layer_unlock (l, key) == -1)
+      return -1;
+  }
+  if (p->passphrase && !any_encrypted)
+    return q2_error ("passphrase=: no layer of %s is encrypted",
+                     c->layers[0]->file.path);
+  return 0;
+}
+
 struct chain *
-chain_open (const char *path, uint64_t l2_cache_bytes,
-            const struct image_lock_options *locking)
+chain_open (const char *path, const struct chain_params *p)
 {
   struct chain *c = calloc (1, sizeof *c);
   enum layer_format format;
@@ -161,10 +255,7 @@ chain_open (const char *path, uint64_t l2_cache_bytes,
     q2_error ("calloc: %m");
     return NULL;
   }
-  if (locking)
-    c->locking = *locking;
-  else
-    c->locking.locking = IMAGE_LOCKING_OFF;
+  c->locking = p->locking;
   if (layer_probe_format (path, &format) == -1)
     goto fail;
   if (format != LAYER_QCOW2) {
@@ -172,8 +263,10 @@ chain_open (const char *path, uint64_t l2_cache_bytes,
     goto fail;
   }
   if (append_layer (c, path, LAYER_QCOW2) == -1 ||
-      open_backing_files (c) == -1 ||
-      create_l2_cache (c, l2_cache_bytes) == -1)
+      open_backing_files (c, p) == -1 ||
+      check_params_used (c, p) == -1 ||
+      create_l2_cache (c, p->l2_cache_bytes) == -1 ||
+      unlock_layers (c, p) == -1)
     goto fail;
   return c;
  fail:

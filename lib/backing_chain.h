@@ -15,6 +15,7 @@
 
 #include "layer.h"
 #include "image_lock.h"
+#include "chain_params.h"
 
 #define CHAIN_MAX_LAYERS 1000
 
@@ -25,14 +26,14 @@ struct chain {
   struct image_lock_options locking;   /* applied to every file */
 };
 
-/* Open PATH (which must be a qcow2 image) and every backing file.
- * L2_CACHE_BYTES bounds the L2 cache.  LOCKING: qemu's image locks to
- * take on every file of the chain (image_lock.h), or NULL for none.
- * Refuses loops, missing files, unsupported formats, files that a
- * writer holds.  Returns NULL with q2_error set.
+/* Open PATH (which must be a qcow2 image) and every backing file, as
+ * P says (L2 cache bound, qemu's image locks to take on every file of
+ * the chain, backing overrides, passphrases).  Refuses loops, missing
+ * files, unsupported formats, files that a writer holds, parameters
+ * naming a layer the chain does not have.  Returns NULL with q2_error
+ * set.
  */
-struct chain *chain_open (const char *path, uint64_t l2_cache_bytes,
-                          const struct image_lock_options *locking);
+struct chain *chain_open (const char *path, const struct chain_params *p);
 void chain_close (struct chain *c);
 
 /* Read COUNT guest bytes at OFFSET of the view [FIRST, LAST].  The

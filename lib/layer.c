@@ -9,6 +9,7 @@
 #include "be.h"
 #include "bitmap_directory.h"
 #include "compress.h"
+#include "luks.h"
 #include "filename.h"
 #include "foreign_format.h"
 #include "refcount.h"
@@ -154,7 +155,9 @@ open_qcow2 (struct layer *l)
   if (qcow2_snapshot_table_read (&l->snapshots, &l->file, h) == -1 ||
       qcow2_bitmap_directory_check (&l->file, h) == -1)
     return -1;
-  detect_metadata_preallocation (l);
+  /* qemu never asks the host file about an encrypted image's data. */
+  if (h->crypt_method == QCOW2_CRYPT_NONE)
+    detect_metadata_preallocation (l);
   return 0;
 }
 
@@ -189,11 +192,20 @@ layer_open (const char *path, enum layer_format format,
   return NULL;
 }
 
+int
+layer_unlock (struct layer *l, const char *passphrase)
+{
+  l->crypto = luks_open (&l->file, l->header.crypto_offset,
+                         l->header.crypto_length, passphrase);
+  return l->crypto ? 0 : -1;
+}
+
 void
 layer_close (struct layer *l)
 {
   if (l == NULL)
     return;
+  luks_close (l->crypto);
   hostfile_close (&l->file);
   hostfile_close (&l->data_file);
   qcow2_header_free (&l->header);
@@ -459,6 +471,20 @@ layer_map (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
 
 /* ---- reading ---- */
 
+/* Data clusters as stored; decrypted if the layer is encrypted (the
+ * IV of each sector comes from its host offset).
+ */
+static int
+read_host_data (struct layer *l, void *buf, size_t count, uint64_t host)
+{
+  if (l->format == LAYER_RAW || l->header.crypt_method == QCOW2_CRYPT_NONE)
+    return hostfile_pread (l->data, buf, count, host);
+  if (l->crypto == NULL)
+    return q2_error ("the image is encrypted and was opened without its "
+                     "passphrase");
+  return luks_pread (l->crypto, l->data, buf, count, host);
+}
+
 static int
 read_data (struct layer *l, const struct run *r, uint64_t offset, void *buf)
 {
@@ -466,7 +492,7 @@ read_data (struct layer *l, const struct run *r, uint64_t offset, void *buf)
    * a raw file shorter than its rounded size, and also a data cluster
    * wholly past the end, which qemu reads as zeros too.
    */
-  if (hostfile_pread (l->data, buf, r->length, r->host_offset) == -1)
+  if (read_host_data (l, buf, r->length, r->host_offset) == -1)
     return q2_error ("%s: guest offset %" PRIu64 ": %s",
                      l->file.path, offset, q2_last_error ());
   return 0;

@@ -35,6 +35,8 @@ struct layer {
   uint64_t refblock_memo_offset;
   bool metadata_preallocated;    /* qemu's heuristic, see layer.c */
   struct l2_cache *cache;        /* shared by the chain, not owned */
+  struct luks *crypto;           /* LUKS key of the data clusters, once
+                                    unlocked (header.crypt_method 2) */
 };
 
 /* Open PATH as FORMAT (LAYER_QCOW2 or LAYER_RAW), with qemu's image
@@ -53,6 +55,12 @@ void layer_close (struct layer *l);
  * -1 with q2_error set.
  */
 int layer_load_l1 (struct layer *l, uint64_t l1_offset, uint32_t l1_size);
+
+/* Unlock the LUKS encryption of L (header.crypt_method 2) with
+ * PASSPHRASE.  Until then its metadata can be mapped but its data
+ * clusters cannot be read.  Returns 0 or -1 with q2_error set.
+ */
+int layer_unlock (struct layer *l, const char *passphrase);
 
 /* A run: the longest stretch starting at a guest offset over which a
  * layer answers the same way (within one L2 table).

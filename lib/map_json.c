@@ -22,6 +22,17 @@ struct map_entry {
   uint64_t offset;
 };
 
+/* qemu reports no host offset for an encrypted image (its bytes there
+ * are not the guest's): qcow2_co_block_status sets OFFSET_VALID only
+ * without s->crypto.
+ */
+static void
+hide_encrypted_offset (const struct layer *l, struct map_entry *e)
+{
+  if (l->format == LAYER_QCOW2 && l->header.crypt_method != QCOW2_CRYPT_NONE)
+    e->has_offset = false;
+}
+
 /* Unallocated in the view, reported as zero by layer L (the last one,
  * or the one above a backing file that ends before): qemu still
  * reports the host offset when L has a host cluster there (unallocated
@@ -39,6 +50,7 @@ answering_layer_host (struct layer *l, struct map_entry *e)
   e->length = r.length;
   e->has_offset = r.has_host;
   e->offset = r.host_offset;
+  hide_encrypted_offset (l, e);
   return 0;
 }
 
@@ -82,6 +94,7 @@ entry_at (struct chain *c, size_t first, size_t last, uint64_t offset,
     default:                    /* compressed: no single host offset */
       break;
     }
+    hide_encrypted_offset (l, e);
   }
   return 0;
 }

@@ -30,7 +30,8 @@ meta_kind_name (enum meta_kind kind)
     "header", "header-extension", "backing-file-name", "l1-table",
     "l2-table", "data", "zero-preallocated", "compressed",
     "refcount-table", "refcount-block", "snapshot-table",
-    "bitmap-directory", "bitmap-table", "bitmap-data", "corrupt",
+    "bitmap-directory", "bitmap-table", "bitmap-data",
+    "encryption-header", "corrupt",
   };
   return names[kind];
 }
@@ -296,6 +297,10 @@ metadata_walk (struct layer *l, meta_cb cb, void *opaque)
     r = walk_snapshots (&w);
   if (r == 0)
     r = walk_bitmaps (&w);
+  /* The LUKS area (its place was checked against the file at open). */
+  if (r == 0 && l->header.has_crypto_ext && l->header.crypto_length)
+    r = emit (&w, META_ENCRYPTION_HEADER, l->header.crypto_offset,
+              l->header.crypto_length, -1);
   free (w.buf);
   return r;
 }

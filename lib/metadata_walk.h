@@ -28,6 +28,7 @@ enum meta_kind {
   META_BITMAP_DIRECTORY,
   META_BITMAP_TABLE,
   META_BITMAP_DATA,
+  META_ENCRYPTION_HEADER, /* the LUKS header and key material */
   META_CORRUPT,           /* a structure qemu-img check counts as one
                              corruption and skips (offset: where it is
                              described); nothing is in use because of it */

@@ -200,11 +200,13 @@ check_features (struct qcow2_header *h, const char *name)
   if (h->refcount_order > 6)
     return q2_error ("%s: refcount_order: %" PRIu32 " is greater than 6",
                      name, h->refcount_order);
-  if (h->crypt_method != 0)
-    return q2_error ("%s: crypt_method: encrypted images (%s) are not "
-                     "supported", name,
-                     h->crypt_method == 1 ? "AES" :
-                     h->crypt_method == 2 ? "LUKS" : "unknown method");
+  if (h->crypt_method > QCOW2_CRYPT_LUKS)
+    return q2_error ("%s: crypt_method: unknown encryption method %" PRIu32,
+                     name, h->crypt_method);
+  if (h->crypt_method == QCOW2_CRYPT_AES)
+    return q2_error ("%s: crypt_method: images encrypted with the legacy "
+                     "AES method (encrypt.format=aes) are not supported "
+                     "(LUKS is)", name);
   return 0;
 }
 
@@ -372,6 +374,24 @@ read_extensions (struct qcow2_header *h, const struct hostfile *f)
   return 0;
 }
 
+/* LUKS needs the encryption header extension, and only LUKS has one;
+ * its area starts on a cluster boundary (as qemu checks).  qemu does
+ * not check its length or the end of the file: reads past the end
+ * return zeros, and the LUKS code bounds what it reads.
+ */
+static int
+check_crypto (struct qcow2_header *h, const char *name)
+{
+  if (h->crypt_method == QCOW2_CRYPT_LUKS && !h->has_crypto_ext)
+    return q2_error ("%s: crypt_method: LUKS encryption without the "
+                     "encryption header extension", name);
+  if (h->has_crypto_ext && (h->crypto_offset & (h->cluster_size - 1)))
+    return q2_error ("%s: encryption header extension: LUKS header offset %#"
+                     PRIx64 " is not a multiple of the cluster size",
+                     name, h->crypto_offset);
+  return 0;
+}
+
 static int
 check_data_file (struct qcow2_header *h, const char *name)
 {
@@ -431,6 +451,7 @@ qcow2_header_read (struct qcow2_header *h, const struct hostfile *f)
       check_features (h, name) == -1 ||
       check_tables (h, name) == -1 ||
       read_extensions (h, f) == -1 ||
+      check_crypto (h, name) == -1 ||
       check_data_file (h, name) == -1 ||
       read_backing_name (h, f) == -1) {
     qcow2_header_free (h);

@@ -174,6 +174,10 @@ snapshot_chain_open (const struct chain *c, const struct snapshot *s)
     snapshot_chain_close (sc);
     return NULL;
   }
+  /* The same LUKS key decrypts the snapshot's data (owned by the full
+   * chain's layer: see snapshot_chain_close).
+   */
+  sc->layers[0]->crypto = c->layers[0]->crypto;
   return sc;
 }
 
@@ -182,6 +186,8 @@ snapshot_chain_close (struct chain *sc)
 {
   if (sc == NULL)
     return;
+  if (sc->layers[0])
+    sc->layers[0]->crypto = NULL;   /* the full chain's */
   layer_close (sc->layers[0]);  /* the others belong to the full chain */
   free (sc->layers);
   free (sc);

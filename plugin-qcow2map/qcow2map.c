@@ -24,6 +24,7 @@
 #include "json_pad.h"
 #include "map_json.h"
 #include "bitmap.h"
+#include "luks.h"
 #include "q2_error.h"
 
 /* -D qcow2map.chain=1: describe each layer at startup.
@@ -36,8 +37,9 @@ NBDKIT_DLL_PUBLIC int qcow2map_debug_cache = 0;
 #define MAX_EXTENTS_PER_REQUEST 4096   /* bounded work per request */
 
 static char *filename;
-static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
-static struct image_lock_options locking;   /* locking=, force-share= */
+static struct chain_params params = {
+  .l2_cache_bytes = DEFAULT_L2_CACHE_SIZE,
+};
 static struct chain *chain;
 static struct snapshot_table snapshots;   /* of the top image */
 static struct bitmap_directory bitmaps;   /* of the top image */
@@ -60,6 +62,7 @@ qcow2map_unload (void)
   snapshot_table_free (&snapshots);
   bitmap_directory_free (&bitmaps);
   chain_close (chain);
+  chain_params_free (&params);
   free (filename);
 }
 
@@ -85,16 +88,46 @@ parse_l2_cache_size (const char *value)
                   value);
     return -1;
   }
-  l2_cache_size = r;
+  params.l2_cache_bytes = r;
   return 0;
+}
+
+/* passphrase=SECRET|+FILE|-|-FD (nbdkit's conventions for secrets) and
+ * passphrase.N= for layer N.
+ */
+static int
+config_passphrase (size_t layer, const char *value)
+{
+  char *secret;
+  int r;
+
+  if (nbdkit_read_password (value, &secret) == -1)
+    return -1;
+  r = chain_params_set_passphrase (&params, layer, secret);
+  explicit_bzero (secret, strlen (secret));
+  free (secret);
+  if (r == -1)
+    nbdkit_error ("%s", q2_last_error ());
+  return r;
 }
 
 static int
 qcow2map_config (const char *key, const char *value)
 {
-  switch (image_lock_config (&locking, key, value)) {
-  case 1:                        /* locking= or force-share= */
-    return 0;
+  size_t layer;
+  int r;
+
+  /* locking=, force-share=; backing[.N]=, backing-format[.N]= */
+  if ((r = image_lock_config (&params.locking, key, value)) == 0)
+    r = chain_params_set (&params, key, value);
+  if (r != 0) {
+    if (r == -1)
+      nbdkit_error ("%s", q2_last_error ());
+    return r == -1 ? -1 : 0;
+  }
+  switch (chain_params_passphrase_key (key, &layer)) {
+  case 1:
+    return config_passphrase (layer, value);
   case -1:
     nbdkit_error ("%s", q2_last_error ());
     return -1;
@@ -129,7 +162,13 @@ qcow2map_config_complete (void)
   "                    backing chain).\n" \
   "l2-cache-size=SIZE  Bound on cached L2 tables (default 32M, 1M..64G).\n" \
   "locking=on|off|auto Take qemu's image locks (default auto).\n" \
-  "force-share=BOOL    Serve even if a writer has the image open."
+  "force-share=BOOL    Serve even if a writer has the image open.\n" \
+  "backing[.N]=PATH    Use PATH as the backing file of layer N (default\n" \
+  "                    1, the top image); empty: no backing file.\n" \
+  "backing-format[.N]=qcow2|raw  Format of that backing file (default:\n" \
+  "                    probed for backing=, else as the image records).\n" \
+  "passphrase[.N]=SECRET|+FILE|-|-FD  Passphrase of the LUKS-encrypted\n" \
+  "                    layers (of layer N only, with .N)."
 
 static void
 debug_chain (void)
@@ -139,11 +178,13 @@ debug_chain (void)
   for (i = 0; i < chain->n; i++) {
     const struct layer *l = chain->layers[i];
     nbdkit_debug ("layer %zu: %s: %s, size %" PRIu64 ", cluster size %" PRIu64
-                  "%s%s", i + 1, l->file.path,
+                  "%s%s%s%s", i + 1, l->file.path,
                   l->format == LAYER_RAW ? "raw" : "qcow2", l->size,
                   l->format == LAYER_RAW ? 0 : l->header.cluster_size,
                   l->header.extended_l2 ? ", extended L2" : "",
-                  l->metadata_preallocated ? ", metadata preallocated" : "");
+                  l->metadata_preallocated ? ", metadata preallocated" : "",
+                  l->crypto ? ", LUKS " : "",
+                  l->crypto ? luks_describe (l->crypto) : "");
   }
 }
 
@@ -167,7 +208,7 @@ warn_flags (void)
 static int
 qcow2map_get_ready (void)
 {
-  chain = chain_open (filename, l2_cache_size, &locking);
+  chain = chain_open (filename, &params);
   if (chain == NULL) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;

@@ -27,7 +27,7 @@
 # Used from functions.sh: log fail hard_error show_file next_id ($ID),
 # $TESTDIR, $QCOW2MAP_TEST_TIMEOUT, qemu_nbd_start/qemu_nbd_stop
 # ($QEMU_NBD_URI), map_normalize, map_summary, mkimg, qio, plugin_run.
-for _f in log fail hard_error show_file next_id qemu_nbd_start qemu_nbd_stop \
+for _f in log fail hard_error show_file next_id qemu_nbd_start qemu_nbd_stop qemu_objects qemu_ref_convert qemu_ref_nbd_start \
           map_normalize map_summary mkimg qio plugin_run nbdkit_v; do
     declare -F "$_f" > /dev/null ||
         { echo "depth-functions.sh: functions.sh does not define $_f" >&2; exit 99; }
@@ -152,7 +152,13 @@ map_type_at() {
 }
 
 # chain_layers IMG : number of images in IMG's backing chain (qemu's view).
+# With QEMU_REF (whose json must spell out the whole chain: qemu-img info
+# ignores "backing" options), the nodes of its json.
 chain_layers() {
+    if [ -n "${QEMU_REF:-}" ]; then
+        printf '%s' "${QEMU_REF#json:}" | jq '[recurse(.backing | select(. != null))] | length'
+        return
+    fi
     (cd "$(dirname "$1")" && qemu-img info --backing-chain --output=json "$(basename "$1")") |
         jq -s 'if (.[0] | type) == "array" then .[0] | length else length end'
 }
@@ -165,9 +171,8 @@ chain_layers() {
 #   PREFIX.qalloc.map   ... normalized (map_normalize)
 qemu_depth_refs() {
     local img=$1 p=$2
-    (cd "$(dirname "$img")" && qemu-img convert -f qcow2 -O raw "$(basename "$img")" "$p.full.raw") ||
-        fail "qemu-img convert failed on $img"
-    qemu_nbd_start "$img" -A
+    qemu_ref_convert "$img" "$p.full.raw"
+    qemu_ref_nbd_start "$img" -A
     nbdinfo --json --map=qemu:allocation-depth "$QEMU_NBD_URI" > "$p.qdepth.json" ||
         fail "nbdinfo --map=qemu:allocation-depth against qemu-nbd failed ($img)"
     nbdinfo --json --map "$QEMU_NBD_URI" > "$p.qalloc.json" ||
@@ -191,7 +196,9 @@ compare_files() {
 
 # --------------------------------------------------------- check_chain
 # check_chain IMG [RANGE...]
-# For the backing chain of IMG (N layers, counted by qemu-img info):
+# For the backing chain of IMG (N layers, counted by qemu-img info; qemu opens
+# QEMU_REF/QEMU_OBJECTS if set, and the plugin gets the space-separated
+# parameters in CHAIN_PARAMS, see qemu_ref_convert):
 #  (1) depth.json == qemu's qemu:allocation-depth map (both merged; when
 #      qemu's document is already merged, byte-identical is required too);
 #  (2) for every depth view depth/d, d = 0..N, and every extra RANGE ("N-M")
@@ -214,7 +221,7 @@ check_chain() {
     for r in "$@"; do views+=("$r"); done
 
     export CC_TAG=$tag CC_VIEWS="${views[*]}"
-    depth_run "$img" -- bash -c '
+    depth_run "$img" ${CHAIN_PARAMS:-} -- bash -c '
         set -e
         q=${uri#*\?}
         nbdcopy "nbd+unix:///depth.json?$q" "$CC_TAG.ours.json"

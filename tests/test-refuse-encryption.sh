@@ -10,7 +10,7 @@
 source "$(dirname "$0")/functions.sh"
 
 secret=(--object secret,id=sec0,data=123456)
-qemu-img create -q -f qcow2 "${secret[@]}" -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 luks.qcow2 1M
+mkimg_luks 123456 luks.qcow2 1M    # (served with passphrase=: test-luks.sh)
 qemu-img create -q -f qcow2 "${secret[@]}" -o encrypt.format=aes,encrypt.key-secret=sec0 aes.qcow2 1M
 [ "$(peek_be luks.qcow2 32 4)" -eq 2 ] && [ "$(peek_be aes.qcow2 32 4)" -eq 1 ] ||
     hard_error "unexpected crypt_method in the encrypted images"
