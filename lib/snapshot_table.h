@@ -25,6 +25,7 @@ struct qcow2_snapshot {
   uint32_t l1_size;              /* as stored: not validated */
   char *id;                      /* NUL-terminated: qemu compares these */
   char *name;                    /*   as C strings */
+  uint16_t id_size, name_size;   /* on disk (a NUL inside is possible) */
   uint32_t date_sec, date_nsec;
   uint64_t vm_clock_nsec;
   uint64_t vm_state_size;        /* the 64-bit extra field if present */

@@ -39,10 +39,9 @@ static char *filename;
 static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
 static struct image_lock_options locking;   /* locking=, force-share= */
 static struct chain *chain;
-static struct snapshot_table snapshots;   /* of the top image */
 static struct bitmap_directory bitmaps;   /* of the top image */
 static struct view_sources sources = {
-  .snapshots = &snapshots, .bitmaps = &bitmaps,
+  .bitmaps = &bitmaps,
 };
 
 static void free_containers (void);
@@ -57,7 +56,6 @@ qcow2map_unload (void)
     free_json_docs ();
     free_snapshot_chains ();
   }
-  snapshot_table_free (&snapshots);
   bitmap_directory_free (&bitmaps);
   chain_close (chain);
   free (filename);
@@ -173,13 +171,12 @@ qcow2map_get_ready (void)
     return -1;
   }
   sources.chain = chain;
+  sources.snapshots = &chain->layers[0]->snapshots;   /* read at open */
   warn_flags ();
   if (qcow2map_debug_chain)
     debug_chain ();
-  /* qemu refuses an image whose snapshot table it cannot read. */
-  /* Nor one whose bitmap directory breaks its rules. */
-  if (snapshot_table_read (chain->layers[0], &snapshots) == -1 ||
-      bitmap_directory_read (chain->layers[0], &bitmaps) == -1) {
+  /* qemu refuses an image whose bitmap directory breaks its rules. */
+  if (bitmap_directory_read (chain->layers[0], &bitmaps) == -1) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;
   }
@@ -312,15 +309,16 @@ static struct chain **snapshot_chains;
 static struct chain *
 get_snapshot_chain (size_t i)
 {
+  const struct qcow2_snapshot_table *t = sources.snapshots;
   struct chain *sc = NULL;
 
   pthread_mutex_lock (&snapshot_chains_lock);
   if (snapshot_chains == NULL)
-    snapshot_chains = calloc (snapshots.n, sizeof *snapshot_chains);
+    snapshot_chains = calloc (t->count, sizeof *snapshot_chains);
   if (snapshot_chains == NULL)
     nbdkit_error ("calloc: %m");
   else if ((sc = snapshot_chains[i]) == NULL) {
-    sc = snapshot_chains[i] = snapshot_chain_open (chain, &snapshots.s[i]);
+    sc = snapshot_chains[i] = snapshot_chain_open (chain, &t->entries[i]);
     if (sc == NULL)
       nbdkit_error ("%s", q2_last_error ());
   }
@@ -333,7 +331,7 @@ free_snapshot_chains (void)
 {
   size_t i;
 
-  for (i = 0; snapshot_chains && i < snapshots.n; i++)
+  for (i = 0; snapshot_chains && i < sources.snapshots->count; i++)
     snapshot_chain_close (snapshot_chains[i]);
   free (snapshot_chains);
 }

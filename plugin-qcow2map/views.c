@@ -120,12 +120,12 @@ view_parse (const struct view_sources *vs, const char *name, struct view *v)
 char *
 view_name (const struct view_sources *vs, const struct view *v)
 {
-  const struct snapshot *sn = NULL;
+  const struct qcow2_snapshot *sn = NULL;
   char *name = NULL;
   int r = -1;
 
   if (v->kind == VIEW_SNAPSHOT)
-    sn = &vs->snapshots->s[v->index];
+    sn = &vs->snapshots->entries[v->index];
   switch (v->kind) {
   case VIEW_GUEST:     r = asprintf (&name, "%s", ""); break;
   case VIEW_LAYER:     r = asprintf (&name, "layer/%zu", v->layer + 1); break;
@@ -157,7 +157,7 @@ format_name (const struct layer *l)
 }
 
 static void
-describe_snapshot (FILE *fp, const struct layer *l, const struct snapshot *sn)
+describe_snapshot (FILE *fp, const struct layer *l, const struct qcow2_snapshot *sn)
 {
   fprintf (fp, "guest disk as of internal snapshot id %s, name '%s' of %s "
            "(snapshot disk size %" PRIu64 "; served at the current size, "
@@ -219,7 +219,7 @@ view_describe (const struct view_sources *vs, const struct view *v)
              l->file.path);
     break;
   case VIEW_SNAPSHOT:
-    describe_snapshot (fp, l, &vs->snapshots->s[v->index]);
+    describe_snapshot (fp, l, &vs->snapshots->entries[v->index]);
     break;
   case VIEW_BITMAP:
   case VIEW_BITMAP_JSON:
@@ -245,18 +245,18 @@ view_describe (const struct view_sources *vs, const struct view *v)
 static int
 snapshot_listing (const struct view_sources *vs, size_t i, bool *by_id)
 {
-  const struct snapshot_table *t = vs->snapshots;
-  const struct snapshot *sn = &t->s[i];
+  const struct qcow2_snapshot_table *t = vs->snapshots;
+  const struct qcow2_snapshot *sn = &t->entries[i];
 
-  if (sn->name_len + 12 > NBD_MAX_NAME || sn->id_len + 12 > NBD_MAX_NAME ||
+  if (sn->name_size + 12 > NBD_MAX_NAME || sn->id_size + 12 > NBD_MAX_NAME ||
       snapshot_check_l1 (vs->chain->layers[0], sn) == -1)
     return -1;
-  if (sn->name[0] && strlen (sn->name) == sn->name_len &&
+  if (sn->name[0] && strlen (sn->name) == sn->name_size &&
       (size_t) snapshot_find (t, NULL, sn->name) == i) {
     *by_id = false;
     return 0;
   }
-  if (sn->id[0] && strlen (sn->id) == sn->id_len &&
+  if (sn->id[0] && strlen (sn->id) == sn->id_size &&
       (size_t) snapshot_find (t, sn->id, NULL) == i) {
     *by_id = true;
     return 0;
@@ -322,7 +322,7 @@ view_for_each (const struct view_sources *vs,
     if (f (opaque, &v) == -1)
       return -1;
   }
-  for (i = 0; i < vs->snapshots->n; i++) {
+  for (i = 0; i < vs->snapshots->count; i++) {
     v = (struct view) { .kind = VIEW_SNAPSHOT, .index = i };
     if (snapshot_listing (vs, i, &v.by_id) == 0 &&
         f (opaque, &v) == -1)

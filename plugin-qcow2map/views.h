@@ -42,7 +42,7 @@ struct view {
  */
 struct view_sources {
   const struct chain *chain;
-  const struct snapshot_table *snapshots;
+  const struct qcow2_snapshot_table *snapshots;   /* the top layer's */
   const struct bitmap_directory *bitmaps;
 };
 
