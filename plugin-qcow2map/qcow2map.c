@@ -39,10 +39,7 @@ static char *filename;
 static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
 static struct image_lock_options locking;   /* locking=, force-share= */
 static struct chain *chain;
-static struct bitmap_directory bitmaps;   /* of the top image */
-static struct view_sources sources = {
-  .bitmaps = &bitmaps,
-};
+static struct view_sources sources;
 
 static void free_containers (void);
 static void free_json_docs (void);
@@ -56,7 +53,6 @@ qcow2map_unload (void)
     free_json_docs ();
     free_snapshot_chains ();
   }
-  bitmap_directory_free (&bitmaps);
   chain_close (chain);
   free (filename);
 }
@@ -171,15 +167,14 @@ qcow2map_get_ready (void)
     return -1;
   }
   sources.chain = chain;
-  sources.snapshots = &chain->layers[0]->snapshots;   /* read at open */
+  /* The top image's snapshot table and bitmap directory: read and
+   * checked as qemu does when the layer was opened.
+   */
+  sources.snapshots = &chain->layers[0]->snapshots;
+  sources.bitmaps = &chain->layers[0]->bitmaps;
   warn_flags ();
   if (qcow2map_debug_chain)
     debug_chain ();
-  /* qemu refuses an image whose bitmap directory breaks its rules. */
-  if (bitmap_directory_read (chain->layers[0], &bitmaps) == -1) {
-    nbdkit_error ("%s", q2_last_error ());
-    return -1;
-  }
   return 0;
 }
 
@@ -257,7 +252,7 @@ build_map_doc (size_t i, size_t *len)
 static char *
 build_bitmap_doc (size_t i, size_t *len)
 {
-  return bitmap_json (chain->layers[0], &bitmaps.b[i], len);
+  return bitmap_json (chain->layers[0], &sources.bitmaps->entries[i], len);
 }
 
 /* Slot I of the N documents *SLOTS, built by BUILD if not yet. */
@@ -299,7 +294,7 @@ static void
 free_json_docs (void)
 {
   free_docs (map_docs, chain->n + 1);
-  free_docs (bitmap_docs, bitmaps.n);
+  free_docs (bitmap_docs, sources.bitmaps->count);
 }
 
 /* The chains of snapshot views: opened on first use, then shared. */
@@ -350,9 +345,9 @@ struct handle {
 static int
 check_bitmap_usable (size_t i)
 {
-  if (bitmaps.b[i].flags & BITMAP_FLAG_IN_USE) {
+  if (sources.bitmaps->entries[i].flags & QCOW2_BITMAP_IN_USE) {
     nbdkit_error ("%s: Bitmap '%s' is inconsistent and cannot be used",
-                  filename, bitmaps.b[i].name);
+                  filename, sources.bitmaps->entries[i].name);
     return -1;
   }
   return 0;
@@ -393,7 +388,7 @@ attach_view (struct handle *h)
     if (h->view.kind == VIEW_BITMAP_JSON) {
       if (check_bitmap_usable (h->view.index) == -1)
         return -1;
-      d = get_doc (&bitmap_docs, bitmaps.n, h->view.index, build_bitmap_doc);
+      d = get_doc (&bitmap_docs, sources.bitmaps->count, h->view.index, build_bitmap_doc);
     }
     else
       d = get_doc (&map_docs, chain->n + 1,
@@ -537,7 +532,7 @@ static int
 bitmap_view_pread (struct handle *h, uint8_t *buf, uint64_t count,
                    uint64_t offset)
 {
-  const struct bitmap *b = &bitmaps.b[h->view.index];
+  const struct qcow2_bitmap *b = &sources.bitmaps->entries[h->view.index];
 
   while (count > 0) {
     uint64_t length;
@@ -566,7 +561,7 @@ static int
 bitmap_view_block_status (struct handle *h, uint64_t offset, uint32_t count,
                           uint64_t *length, uint32_t *type)
 {
-  const struct bitmap *b = &bitmaps.b[h->view.index];
+  const struct qcow2_bitmap *b = &sources.bitmaps->entries[h->view.index];
   bool dirty;
 
   if (bitmap_dirty (chain->layers[0], b, offset, count, &dirty, length) == -1)

@@ -141,10 +141,10 @@ view_name (const struct view_sources *vs, const struct view *v)
                  : asprintf (&name, "snapshot/%s", sn->name);
     break;
   case VIEW_BITMAP:
-    r = asprintf (&name, "bitmap/%s", vs->bitmaps->b[v->index].name);
+    r = asprintf (&name, "bitmap/%s", vs->bitmaps->entries[v->index].name);
     break;
   case VIEW_BITMAP_JSON:
-    r = asprintf (&name, "bitmap/%s.json", vs->bitmaps->b[v->index].name);
+    r = asprintf (&name, "bitmap/%s.json", vs->bitmaps->entries[v->index].name);
     break;
   }
   return r == -1 ? NULL : name;
@@ -165,7 +165,7 @@ describe_snapshot (FILE *fp, const struct layer *l, const struct qcow2_snapshot 
 }
 
 static void
-describe_bitmap (FILE *fp, const struct layer *l, const struct bitmap *b,
+describe_bitmap (FILE *fp, const struct layer *l, const struct qcow2_bitmap *b,
                  bool json)
 {
   fprintf (fp, json ? "dirty map (JSON, as nbdinfo --map=qemu:dirty-bitmap:"
@@ -175,7 +175,7 @@ describe_bitmap (FILE *fp, const struct layer *l, const struct bitmap *b,
            b->name, json ? b->name : "");
   fprintf (fp, " (granularity %" PRIu64 ", %s) of %s",
            UINT64_C (1) << b->granularity_bits,
-           b->flags & BITMAP_FLAG_AUTO ? "enabled" : "disabled",
+           b->flags & QCOW2_BITMAP_AUTO ? "enabled" : "disabled",
            l->file.path);
 }
 
@@ -223,7 +223,7 @@ view_describe (const struct view_sources *vs, const struct view *v)
     break;
   case VIEW_BITMAP:
   case VIEW_BITMAP_JSON:
-    describe_bitmap (fp, l, &vs->bitmaps->b[v->index],
+    describe_bitmap (fp, l, &vs->bitmaps->entries[v->index],
                      v->kind == VIEW_BITMAP_JSON);
     break;
   }
@@ -269,22 +269,22 @@ snapshot_listing (const struct view_sources *vs, size_t i, bool *by_id)
  * second bitmap of the same name.
  */
 static bool
-bitmap_listed (const struct bitmap_directory *d, size_t i)
+bitmap_listed (const struct qcow2_bitmap_directory *d, size_t i)
 {
-  const struct bitmap *b = &d->b[i];
+  const struct qcow2_bitmap *b = &d->entries[i];
 
-  return !(b->flags & BITMAP_FLAG_IN_USE) && b->name[0] &&
-    strlen (b->name) == b->name_len && (size_t) bitmap_find (d, b->name) == i;
+  return !(b->flags & QCOW2_BITMAP_IN_USE) && b->name[0] &&
+    strlen (b->name) == b->name_size && (size_t) bitmap_find (d, b->name) == i;
 }
 
 /* bitmap/NAME.json, unless a bitmap is called NAME.json. */
 static bool
-bitmap_json_listed (const struct bitmap_directory *d, size_t i)
+bitmap_json_listed (const struct qcow2_bitmap_directory *d, size_t i)
 {
   char *json;
   bool r;
 
-  if (asprintf (&json, "%s.json", d->b[i].name) == -1)
+  if (asprintf (&json, "%s.json", d->entries[i].name) == -1)
     return false;
   r = bitmap_find (d, json) < 0;
   free (json);
@@ -328,7 +328,7 @@ view_for_each (const struct view_sources *vs,
         f (opaque, &v) == -1)
       return -1;
   }
-  for (i = 0; i < vs->bitmaps->n; i++) {
+  for (i = 0; i < vs->bitmaps->count; i++) {
     if (!bitmap_listed (vs->bitmaps, i))
       continue;
     v = (struct view) { .kind = VIEW_BITMAP, .index = i };
