@@ -29,14 +29,28 @@ qcow2_is_qcow2 (const uint8_t *buf, size_t len)
   return len >= 4 && get_be32 (buf) == QCOW2_MAGIC;
 }
 
+/* One row per feature bit the spec defines, in bit order. */
+static const char *const incompat_names[] = {
+  "dirty", "corrupt", "external-data-file", "compression-type",
+  "extended-l2",
+};
+static const char *const compat_names[] = { "lazy-refcounts" };
+static const char *const autoclear_names[] = { "bitmaps", "data-file-raw" };
+
+#define N_ELEMS(a) (sizeof (a) / sizeof (a)[0])
+
 const char *
-qcow2_incompat_name (unsigned bit)
+qcow2_feature_name (enum qcow2_feature_type type, unsigned bit)
 {
-  static const char *names[] = {
-    "dirty", "corrupt", "external data file", "compression type",
-    "extended L2 entries",
-  };
-  return bit < sizeof names / sizeof names[0] ? names[bit] : "unknown";
+  switch (type) {
+  case QCOW2_FEAT_INCOMPATIBLE:
+    return bit < N_ELEMS (incompat_names) ? incompat_names[bit] : NULL;
+  case QCOW2_FEAT_COMPATIBLE:
+    return bit < N_ELEMS (compat_names) ? compat_names[bit] : NULL;
+  case QCOW2_FEAT_AUTOCLEAR:
+    return bit < N_ELEMS (autoclear_names) ? autoclear_names[bit] : NULL;
+  }
+  return NULL;
 }
 
 /* qemu's qcow2_validate_table: a table of ENTRIES entries of
