@@ -24,6 +24,7 @@
 #include "image_lock.h"
 #include "json_pad.h"
 #include "q2_error.h"
+#include "nbd_extents.h"
 
 #define JSON_EXPORT "depth.json"
 #define VIEW_PREFIX "depth/"
@@ -439,18 +440,19 @@ range_extents (const struct handle *h, uint32_t count, uint64_t offset,
   for (n = 0; count > 0 && n < MAX_EXTENTS_PER_REQUEST; n++) {
     struct origin o;
     uint64_t length;
-    uint32_t type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+    struct allocation a = ALLOCATION_HOLE;
 
     if (origin_or_eio (offset, count, &o, err) == -1)
       return -1;
     length = o.length;
     if (in_range (h, &o) &&
-        chain_run_allocation (chain, &o, offset, false, &length, &type) == -1) {
+        chain_run_allocation (chain, &o, offset, false, &length, &a) == -1) {
       nbdkit_error ("%s", q2_last_error ());
       *err = q2_request_errno ();
       return -1;
     }
-    if (nbdkit_add_extent (extents, offset, length, type) == -1) {
+    if (nbdkit_add_extent (extents, offset, length,
+                           nbd_extent_type (a)) == -1) {
       *err = errno;
       return -1;
     }

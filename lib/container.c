@@ -57,19 +57,20 @@ container_pread (struct container *c, void *buf, uint64_t count,
 
 int
 container_block_status (struct container *c, uint64_t offset,
-                        uint64_t count, uint64_t *length, uint32_t *flags)
+                        uint64_t count, uint64_t *length,
+                        struct allocation *a)
 {
   bool in_use, is_data;
 
   *length = in_use_run (c, offset, count, &in_use);
   if (!in_use) {
-    *flags = CHAIN_HOLE | CHAIN_ZERO;
+    *a = ALLOCATION_HOLE;
     return 0;
   }
   if (hostfile_allocation (&c->l->file, offset, *length, &is_data,
                            length) == -1)
     return -1;
-  *flags = is_data ? 0 : CHAIN_ZERO;
+  *a = (struct allocation) { .allocated = true, .reads_zero = !is_data };
   return 0;
 }
 

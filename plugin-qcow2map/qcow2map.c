@@ -20,6 +20,7 @@
 #include "container.h"
 #include "image_lock.h"
 #include "views.h"
+#include "nbd_extents.h"
 #include "l2_cache.h"
 #include "json_pad.h"
 #include "map_json.h"
@@ -558,8 +559,8 @@ bitmap_view_pread (struct handle *h, uint8_t *buf, uint64_t count,
  * range, including one the guest has zeroed since.
  */
 static int
-bitmap_view_block_status (struct handle *h, uint64_t offset, uint32_t count,
-                          uint64_t *length, uint32_t *type)
+bitmap_view_block_status (struct handle *h, uint64_t offset, uint64_t count,
+                          uint64_t *length, struct allocation *a)
 {
   const struct qcow2_bitmap *b = &sources.bitmaps->entries[h->view.index];
   bool dirty;
@@ -567,13 +568,13 @@ bitmap_view_block_status (struct handle *h, uint64_t offset, uint32_t count,
   if (bitmap_dirty (chain->layers[0], b, offset, count, &dirty, length) == -1)
     return -1;
   if (!dirty) {
-    *type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+    *a = ALLOCATION_HOLE;
     return 0;
   }
   if (chain_block_status (chain, 0, chain->n - 1, offset, *length, true,
-                          length, type) == -1)
+                          length, a) == -1)
     return -1;
-  *type &= ~NBDKIT_EXTENT_ZERO;
+  a->reads_zero = false;
   return 0;
 }
 
@@ -607,26 +608,25 @@ qcow2map_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
 
 /* One extent of the view at OFFSET. */
 static int
-view_block_status (struct handle *h, uint64_t offset, uint32_t count,
-                   uint64_t *length, uint32_t *type)
+view_block_status (struct handle *h, uint64_t offset, uint64_t count,
+                   uint64_t *length, struct allocation *a)
 {
   if (is_json_view (h)) {
     *length = count;
-    *type = 0;
+    *a = (struct allocation) { .allocated = true, .reads_zero = false };
     return 0;
   }
   switch (h->view.kind) {
   case VIEW_FILE:
-    return container_block_status (h->container, offset, count,
-                                   length, type);
+    return container_block_status (h->container, offset, count, length, a);
   case VIEW_BITMAP:
-    return bitmap_view_block_status (h, offset, count, length, type);
+    return bitmap_view_block_status (h, offset, count, length, a);
   default:
     /* Guest and snapshot views: qemu's answer.  Layer view: HOLE =
      * not in this layer.
      */
     return chain_block_status (h->chain, h->first, h->last, offset, count,
-                               h->view.kind != VIEW_LAYER, length, type);
+                               h->view.kind != VIEW_LAYER, length, a);
   }
 }
 
@@ -640,14 +640,15 @@ qcow2map_extents (void *handle, uint32_t count, uint64_t offset,
 
   for (n = 0; count > 0 && n < MAX_EXTENTS_PER_REQUEST; n++) {
     uint64_t length;
-    uint32_t type;
+    struct allocation a;
 
-    if (view_block_status (h, offset, count, &length, &type) == -1) {
+    if (view_block_status (h, offset, count, &length, &a) == -1) {
       nbdkit_error ("%s", q2_last_error ());
       errno = q2_request_errno ();
       return -1;
     }
-    if (nbdkit_add_extent (extents, offset, length, type) == -1)
+    if (nbdkit_add_extent (extents, offset, length,
+                           nbd_extent_type (a)) == -1)
       return -1;
     offset += length;
     count -= length;
