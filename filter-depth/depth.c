@@ -375,7 +375,8 @@ depth_can_cache (nbdkit_next *next, void *handle)
 static bool
 in_range (const struct handle *h, const struct origin *o)
 {
-  unsigned depth = o->found ? o->layer + 1 : 0;
+  unsigned depth = chain_origin_depth (o, 0);
+
   return depth >= h->lo && depth <= h->hi;
 }
 

@@ -342,6 +342,12 @@ chain_block_status (struct chain *c, size_t first, size_t last,
 
 /* ---- allocation depth ---- */
 
+unsigned
+chain_origin_depth (const struct origin *o, size_t first)
+{
+  return o->found ? o->layer - first + 1 : 0;
+}
+
 int
 chain_depth (struct chain *c, size_t first, size_t last,
              uint64_t offset, uint64_t count,
@@ -352,6 +358,6 @@ chain_depth (struct chain *c, size_t first, size_t last,
   if (chain_origin (c, first, last, offset, count, &o) == -1)
     return -1;
   *length = o.length;
-  *depth = o.found ? o.layer - first + 1 : 0;
+  *depth = chain_origin_depth (&o, first);
   return 0;
 }

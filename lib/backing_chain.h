@@ -76,6 +76,12 @@ int chain_block_status (struct chain *c, size_t first, size_t last,
                         uint64_t offset, uint64_t count, bool zero_is_hole,
                         uint64_t *length, struct allocation *a);
 
+/* The allocation depth of origin O (from chain_origin on the view
+ * starting at layer FIRST) in qemu's qemu:allocation-depth numbering:
+ * 0 = no layer of the view, 1 = layer FIRST, 2 = the next, ...
+ */
+unsigned chain_origin_depth (const struct origin *o, size_t first);
+
 /* Allocation depth at OFFSET in qemu's numbering (0 = nowhere, 1 =
  * layer FIRST, ...) for the view [FIRST, LAST]: sets *DEPTH and
  * *LENGTH (1..COUNT).
