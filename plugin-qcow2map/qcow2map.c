@@ -33,11 +33,8 @@
 NBDKIT_DLL_PUBLIC int qcow2map_debug_chain = 0;
 NBDKIT_DLL_PUBLIC int qcow2map_debug_cache = 0;
 
-#define DEFAULT_L2_CACHE_SIZE (32 * 1024 * 1024)
-#define MAX_EXTENTS_PER_REQUEST 4096   /* bounded work per request */
-
 static char *filename;
-static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
+static uint64_t l2_cache_size = L2_CACHE_DEFAULT_BYTES;
 static struct image_lock_options locking;   /* locking=, force-share= */
 static struct chain *chain;
 static struct view_sources sources;
@@ -606,11 +603,13 @@ qcow2map_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   return r;
 }
 
-/* One extent of the view at OFFSET. */
+/* One extent of the view of handle OPAQUE at OFFSET. */
 static int
-view_block_status (struct handle *h, uint64_t offset, uint64_t count,
+view_block_status (void *opaque, uint64_t offset, uint64_t count,
                    uint64_t *length, struct allocation *a)
 {
+  struct handle *h = opaque;
+
   if (is_json_view (h)) {
     *length = count;
     *a = (struct allocation) { .allocated = true, .reads_zero = false };
@@ -634,28 +633,9 @@ static int
 qcow2map_extents (void *handle, uint32_t count, uint64_t offset,
                   uint32_t flags, struct nbdkit_extents *extents)
 {
-  struct handle *h = handle;
-  bool req_one = flags & NBDKIT_FLAG_REQ_ONE;
-  unsigned n;
-
-  for (n = 0; count > 0 && n < MAX_EXTENTS_PER_REQUEST; n++) {
-    uint64_t length;
-    struct allocation a;
-
-    if (view_block_status (h, offset, count, &length, &a) == -1) {
-      nbdkit_error ("%s", q2_last_error ());
-      errno = q2_request_errno ();
-      return -1;
-    }
-    if (nbdkit_add_extent (extents, offset, length,
-                           nbd_extent_type (a)) == -1)
-      return -1;
-    offset += length;
-    count -= length;
-    if (req_one)
-      break;
-  }
-  return 0;
+  return nbd_add_extents (extents, offset, count,
+                          flags & NBDKIT_FLAG_REQ_ONE, view_block_status,
+                          handle);
 }
 
 static struct nbdkit_plugin plugin = {
