@@ -21,7 +21,6 @@
 #define BITMAPS_EXT_LENGTH 24
 #define CRYPTO_EXT_LENGTH 16
 #define BACKING_FORMAT_MAX 16   /* qemu's bs->backing_format[16] */
-#define SNAPSHOT_HEADER_LENGTH 40
 
 bool
 qcow2_is_qcow2 (const uint8_t *buf, size_t len)
@@ -241,8 +240,8 @@ check_tables (struct qcow2_header *h, const char *name)
   /* Checked whatever nb_snapshots is, as qemu does. */
   if (check_table (h, name, "nb_snapshots", "snapshots_offset",
                    h->snapshots_offset, h->nb_snapshots,
-                   SNAPSHOT_HEADER_LENGTH,
-                   SNAPSHOT_HEADER_LENGTH * QCOW2_MAX_SNAPSHOTS) == -1)
+                   QCOW2_SNAPSHOT_HEADER_LENGTH,
+                   QCOW2_SNAPSHOT_HEADER_LENGTH * QCOW2_MAX_SNAPSHOTS) == -1)
     return -1;
   if (check_table (h, name, "l1_size", "l1_table_offset",
                    h->l1_table_offset, h->l1_size, 8,

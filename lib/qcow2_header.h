@@ -45,6 +45,7 @@
 #define QCOW2_MAX_L1_BYTES       (32 * 1024 * 1024)
 #define QCOW2_MAX_REFTABLE_BYTES (8 * 1024 * 1024)
 #define QCOW2_MAX_SNAPSHOTS      65536
+#define QCOW2_SNAPSHOT_HEADER_LENGTH 40  /* fixed part of a snapshot entry */
 #define QCOW2_MAX_NAME           1023
 #define QCOW2_MAX_BITMAPS        65535
 #define QCOW2_MAX_BITMAP_DIRECTORY_SIZE (1024 * QCOW2_MAX_BITMAPS)

@@ -15,7 +15,6 @@
 #include "qcow2_header.h"
 
 /* qemu's limits (block/qcow2.h). */
-#define QCOW2_SNAPSHOT_HEADER_LENGTH  40
 #define QCOW2_MAX_SNAPSHOT_EXTRA_DATA 1024
 #define QCOW2_MAX_SNAPSHOTS_SIZE      (1024 * QCOW2_MAX_SNAPSHOTS)
 
