@@ -23,12 +23,12 @@
 #include "depth_map.h"
 #include "image_lock.h"
 #include "json_pad.h"
+#include "l2_cache.h"
 #include "q2_error.h"
+#include "nbd_extents.h"
 
 #define JSON_EXPORT "depth.json"
 #define VIEW_PREFIX "depth/"
-#define DEFAULT_L2_CACHE_SIZE (32 * 1024 * 1024)
-#define MAX_EXTENTS_PER_REQUEST 4096   /* bounded work per request */
 
 static char *filename;                   /* the plugin's file= */
 /* The chain as the plugin opens it: same overrides.  Encrypted layers
@@ -36,7 +36,7 @@ static char *filename;                   /* the plugin's file= */
  * come from the plugin), so passphrases are left to the plugin.
  */
 static struct chain_params params = {
-  .l2_cache_bytes = DEFAULT_L2_CACHE_SIZE,
+  .l2_cache_bytes = L2_CACHE_DEFAULT_BYTES,
   .keys_optional = true,
 };
 static const char *default_depth;        /* depth= parameter */
@@ -385,7 +385,8 @@ depth_can_cache (nbdkit_next *next, void *handle)
 static bool
 in_range (const struct handle *h, const struct origin *o)
 {
-  unsigned depth = o->found ? o->layer + 1 : 0;
+  unsigned depth = chain_origin_depth (o, 0);
+
   return depth >= h->lo && depth <= h->hi;
 }
 
@@ -438,37 +439,34 @@ depth_pread (nbdkit_next *next, void *handle, void *buf,
 }
 
 /* Inside the range: the guest disk's base:allocation, but zeros that a
- * layer provides (zero clusters, past a short backing file) are ZERO
- * without HOLE, since they belong to the view.  Outside: HOLE+ZERO.
+ * layer provides (zero clusters, past a short backing file) are
+ * allocated, since they belong to the view.  Outside: unallocated
+ * zeros.  OPAQUE is the handle.
  */
 static int
-range_extents (const struct handle *h, uint32_t count, uint64_t offset,
+range_allocation (void *opaque, uint64_t offset, uint64_t count,
+                  uint64_t *length, struct allocation *a)
+{
+  const struct handle *h = opaque;
+  struct origin o;
+
+  if (chain_origin (chain, 0, chain->n - 1, offset, count, &o) == -1)
+    return -1;
+  *length = o.length;
+  *a = ALLOCATION_HOLE;
+  if (!in_range (h, &o))
+    return 0;
+  return chain_run_allocation (chain, &o, offset, false, length, a);
+}
+
+static int
+range_extents (struct handle *h, uint32_t count, uint64_t offset,
                uint32_t flags, struct nbdkit_extents *extents, int *err)
 {
-  unsigned n;
-
-  for (n = 0; count > 0 && n < MAX_EXTENTS_PER_REQUEST; n++) {
-    struct origin o;
-    uint64_t length;
-    uint32_t type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
-
-    if (origin_or_eio (offset, count, &o, err) == -1)
-      return -1;
-    length = o.length;
-    if (in_range (h, &o) &&
-        chain_run_allocation (chain, &o, offset, false, &length, &type) == -1) {
-      nbdkit_error ("%s", q2_last_error ());
-      *err = q2_request_errno ();
-      return -1;
-    }
-    if (nbdkit_add_extent (extents, offset, length, type) == -1) {
-      *err = errno;
-      return -1;
-    }
-    offset += length;
-    count -= length;
-    if (flags & NBDKIT_FLAG_REQ_ONE)
-      break;
+  if (nbd_add_extents (extents, offset, count, flags & NBDKIT_FLAG_REQ_ONE,
+                       range_allocation, h) == -1) {
+    *err = errno;
+    return -1;
   }
   return 0;
 }

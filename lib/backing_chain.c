@@ -372,37 +372,39 @@ chain_origin (struct chain *c, size_t first, size_t last,
 int
 chain_run_allocation (struct chain *c, const struct origin *o,
                       uint64_t offset, bool zero_is_hole,
-                      uint64_t *length, uint32_t *flags)
+                      uint64_t *length, struct allocation *a)
 {
-  const uint32_t zero = zero_is_hole ? CHAIN_HOLE | CHAIN_ZERO : CHAIN_ZERO;
+  const struct allocation data = { .allocated = true, .reads_zero = false };
+  const struct allocation zero = { .allocated = !zero_is_hole,
+                                   .reads_zero = true };
   struct layer *l;
   bool is_data;
 
   *length = o->length;
   if (!o->found) {
-    *flags = CHAIN_HOLE | CHAIN_ZERO;
+    *a = ALLOCATION_HOLE;
     return 0;
   }
   if (o->past_end) {
-    *flags = zero;
+    *a = zero;
     return 0;
   }
   l = c->layers[o->layer];
   switch (o->run.kind) {
   case RUN_ZERO:
-    *flags = zero;
+    *a = zero;
     return 0;
   case RUN_COMPRESSED:
-    *flags = 0;
+    *a = data;
     return 0;
   case RUN_DATA:
-    *flags = 0;
+    *a = data;
     if (l->format == LAYER_RAW) {
       /* qemu's file driver: a hole in a raw file reads as zero. */
       if (hostfile_allocation (&l->file, offset, o->length,
                                &is_data, length) == -1)
         return -1;
-      *flags = is_data ? 0 : zero;
+      *a = is_data ? data : zero;
     }
     else if (l->metadata_preallocated) {
       /* qemu asks the host file only for metadata-preallocated images,
@@ -411,7 +413,7 @@ chain_run_allocation (struct chain *c, const struct origin *o,
       if (hostfile_allocation (l->data, o->run.host_offset, o->length,
                                &is_data, length) == -1)
         return -1;
-      *flags = is_data ? 0 : CHAIN_ZERO;
+      a->reads_zero = !is_data;
     }
     return 0;
   default:
@@ -422,16 +424,22 @@ chain_run_allocation (struct chain *c, const struct origin *o,
 int
 chain_block_status (struct chain *c, size_t first, size_t last,
                     uint64_t offset, uint64_t count, bool zero_is_hole,
-                    uint64_t *length, uint32_t *flags)
+                    uint64_t *length, struct allocation *a)
 {
   struct origin o;
 
   if (chain_origin (c, first, last, offset, count, &o) == -1)
     return -1;
-  return chain_run_allocation (c, &o, offset, zero_is_hole, length, flags);
+  return chain_run_allocation (c, &o, offset, zero_is_hole, length, a);
 }
 
 /* ---- allocation depth ---- */
+
+unsigned
+chain_origin_depth (const struct origin *o, size_t first)
+{
+  return o->found ? o->layer - first + 1 : 0;
+}
 
 int
 chain_depth (struct chain *c, size_t first, size_t last,
@@ -443,6 +451,6 @@ chain_depth (struct chain *c, size_t first, size_t last,
   if (chain_origin (c, first, last, offset, count, &o) == -1)
     return -1;
   *length = o.length;
-  *depth = o.found ? o.layer - first + 1 : 0;
+  *depth = chain_origin_depth (&o, first);
   return 0;
 }

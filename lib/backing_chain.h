@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 
+#include "allocation.h"
 #include "layer.h"
 #include "image_lock.h"
 #include "chain_params.h"
@@ -58,26 +59,29 @@ struct origin {
 int chain_origin (struct chain *c, size_t first, size_t last,
                   uint64_t offset, uint64_t count, struct origin *o);
 
-/* NBD base:allocation flags. */
-#define CHAIN_HOLE 1
-#define CHAIN_ZERO 2
-
-/* base:allocation of origin O at OFFSET: sets *FLAGS and *LENGTH
+/* The allocation status of origin O at OFFSET: sets *A and *LENGTH
  * (1..O->length).  ZERO_IS_HOLE: zero clusters (and raw holes, and
- * zeros past a short layer) are HOLE+ZERO as in qemu's guest view;
- * otherwise they are ZERO only ("allocated, reads as zero").
+ * zeros past a short layer) are unallocated zeros as in qemu's guest
+ * view; otherwise they are allocated zeros.
  */
 int chain_run_allocation (struct chain *c, const struct origin *o,
                           uint64_t offset, bool zero_is_hole,
-                          uint64_t *length, uint32_t *flags);
+                          uint64_t *length, struct allocation *a);
 
-/* base:allocation of the view [FIRST, LAST] at OFFSET.  With
- * ZERO_IS_HOLE, exactly what qemu reports for the guest disk; without,
- * HOLE means "allocated in no layer of the view" (the layer views).
+/* The allocation status of the view [FIRST, LAST] at OFFSET.  With
+ * ZERO_IS_HOLE, exactly what qemu reports for the guest disk (its
+ * base:allocation); without, unallocated means "allocated in no layer
+ * of the view" (the layer views).
  */
 int chain_block_status (struct chain *c, size_t first, size_t last,
                         uint64_t offset, uint64_t count, bool zero_is_hole,
-                        uint64_t *length, uint32_t *flags);
+                        uint64_t *length, struct allocation *a);
+
+/* The allocation depth of origin O (from chain_origin on the view
+ * starting at layer FIRST) in qemu's qemu:allocation-depth numbering:
+ * 0 = no layer of the view, 1 = layer FIRST, 2 = the next, ...
+ */
+unsigned chain_origin_depth (const struct origin *o, size_t first);
 
 /* Allocation depth at OFFSET in qemu's numbering (0 = nowhere, 1 =
  * layer FIRST, ...) for the view [FIRST, LAST]: sets *DEPTH and

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The bitmap directory, checked as qemu 7.2 checks it when it opens an
- * image.  See bitmap_directory.h.
+/* The bitmap directory, read and checked as qemu 7.2 checks it when it
+ * opens an image.  See bitmap_directory.h.  Entries are 8-byte
+ * aligned: a 24-byte head (bitmap table offset and size, flags, type,
+ * granularity bits, name size, extra data size), extra data, the name.
  */
 #include <config.h>
 
@@ -23,22 +25,10 @@
 #define MAX_NAME_SIZE        1023
 #define RESERVED_FLAGS       0xfffffffcU
 #define TYPE_DIRTY_TRACKING  1
-#define TABLE_RESERVED_MASK  0xff000000000001feULL
-#define TABLE_OFFSET_MASK    0x00fffffffffffe00ULL
-#define TABLE_ALL_ONES       1ULL
+#define TABLE_RESERVED_MASK  UINT64_C (0xff000000000001fe)
 
-struct entry {
-  uint64_t table_offset;
-  uint32_t table_size, flags, extra_data_size;
-  uint8_t type, granularity_bits;
-  uint16_t name_size;
-  char *name;                     /* up to its first NUL, as qemu's */
-  uint32_t index;
-  bool duplicate;                 /* an earlier bitmap has this name */
-};
-
-static void
-decode_entry (struct entry *e, const uint8_t *p)
+static uint32_t
+decode_entry (struct qcow2_bitmap *e, const uint8_t *p)
 {
   e->table_offset = get_be64 (p);
   e->table_size = get_be32 (p + 8);
@@ -46,14 +36,25 @@ decode_entry (struct entry *e, const uint8_t *p)
   e->type = p[16];
   e->granularity_bits = p[17];
   e->name_size = get_be16 (p + 18);
-  e->extra_data_size = get_be32 (p + 20);
+  return get_be32 (p + 20);     /* extra_data_size */
+}
+
+bool
+qcow2_bitmap_table_entry_ok (uint64_t e, uint64_t cluster_size)
+{
+  uint64_t off = e & QCOW2_BITMAP_TABLE_OFFSET_MASK;
+
+  if (e & TABLE_RESERVED_MASK)
+    return false;
+  return off == 0 ||
+    (!(e & QCOW2_BITMAP_TABLE_ALL_ONES) && (off & (cluster_size - 1)) == 0);
 }
 
 /* qemu's check_dir_entry: NULL if E is valid, else the field at fault.
  * DISK_LEN is the image's size in whole sectors (bdrv_getlength).
  */
 static const char *
-entry_fault (const struct entry *e, const struct qcow2_header *h,
+entry_fault (const struct qcow2_bitmap *e, const struct qcow2_header *h,
              uint64_t disk_len)
 {
   uint64_t phys_bytes = (uint64_t) e->table_size * h->cluster_size;
@@ -86,7 +87,7 @@ entry_fault (const struct entry *e, const struct qcow2_header *h,
  */
 static int
 check_table (const struct hostfile *f, const struct qcow2_header *h,
-             const struct entry *e, uint64_t disk_len)
+             const struct qcow2_bitmap *e, uint64_t disk_len)
 {
   uint64_t cs = h->cluster_size, bits, needed, i, chunk = cs / 8;
   uint64_t *t = malloc (cs);
@@ -96,7 +97,8 @@ check_table (const struct hostfile *f, const struct qcow2_header *h,
     return q2_error ("malloc: %m");
   if (!hostfile_offset_ok (e->table_offset, (uint64_t) e->table_size * 8)) {
     free (t);
-    return q2_error ("%s: bitmap '%s': bitmap_table_offset: %#" PRIx64
+    return q2_error ("%s: Could not read bitmap '%s' from image: "
+                     "bitmap_table_offset: %#" PRIx64
                      " is past the largest offset qemu reads", f->path,
                      e->name, e->table_offset);
   }
@@ -108,13 +110,12 @@ check_table (const struct hostfile *f, const struct qcow2_header *h,
       break;
     }
     for (j = 0; j < n; j++) {
-      uint64_t v = be64toh (t[j]), off = v & TABLE_OFFSET_MASK;
+      uint64_t v = be64toh (t[j]);
 
-      if ((v & TABLE_RESERVED_MASK) ||
-          (off && ((v & TABLE_ALL_ONES) || (off & (cs - 1))))) {
-        r = q2_error ("%s: bitmap '%s': bitmap table entry %" PRIu64
-                      " (%#" PRIx64 ") is invalid", f->path, e->name,
-                      i + j, v);
+      if (!qcow2_bitmap_table_entry_ok (v, cs)) {
+        r = q2_error ("%s: Could not read bitmap '%s' from image: "
+                      "bitmap table entry %" PRIu64 " (%#" PRIx64
+                      ") is invalid", f->path, e->name, i + j, v);
         break;
       }
     }
@@ -127,7 +128,8 @@ check_table (const struct hostfile *f, const struct qcow2_header *h,
     ((disk_len & ((UINT64_C (1) << e->granularity_bits) - 1)) != 0);
   needed = (bits + 8 * cs - 1) / (8 * cs);
   if (needed != e->table_size)
-    return q2_error ("%s: bitmap '%s': bitmap_table_size: %" PRIu32 " but "
+    return q2_error ("%s: Could not read bitmap '%s' from image: "
+                     "bitmap_table_size: %" PRIu32 " but "
                      "the bitmap needs %" PRIu64 " clusters", f->path,
                      e->name, e->table_size, needed);
   return 0;
@@ -138,27 +140,30 @@ check_table (const struct hostfile *f, const struct qcow2_header *h,
  */
 static int
 read_entry (const struct hostfile *f, const struct qcow2_header *h,
-            uint64_t off, struct entry *e, uint64_t *next, uint64_t disk_len)
+            uint64_t off, struct qcow2_bitmap *e, uint64_t *next,
+            uint64_t disk_len)
 {
   uint64_t size = h->bitmap_directory_size;
   uint8_t head[ENTRY_HEAD];
   char name[MAX_NAME_SIZE + 1];
   const char *fault;
+  uint32_t extra_data_size;
   size_t n;
 
+  e->entry_offset = off;
   if (hostfile_pread (f, head, sizeof head,
                       h->bitmap_directory_offset + off) == -1)
     return -1;
-  decode_entry (e, head);
+  extra_data_size = decode_entry (e, head);
   *next = off + ((ENTRY_HEAD + (uint64_t) e->name_size +
-                  e->extra_data_size + 7) & ~UINT64_C (7));
+                  extra_data_size + 7) & ~UINT64_C (7));
   if (*next > size)
     return q2_error ("%s: bitmap_directory_size: the bitmap directory "
                      "entry at %" PRIu64 " runs past its end", f->path, off);
-  if (e->extra_data_size != 0)
+  if (extra_data_size != 0)
     return q2_error ("%s: bitmap directory entry at %" PRIu64 ": "
                      "extra_data_size: %" PRIu32 " (qemu supports none)",
-                     f->path, off, e->extra_data_size);
+                     f->path, off, extra_data_size);
   n = e->name_size < MAX_NAME_SIZE ? e->name_size : MAX_NAME_SIZE;
   if (hostfile_pread (f, name, n,
                       h->bitmap_directory_offset + off + ENTRY_HEAD) == -1)
@@ -180,43 +185,104 @@ read_entry (const struct hostfile *f, const struct qcow2_header *h,
 }
 
 static int
-by_name_then_index (const void *a, const void *b)
+by_name_then_position (const void *a, const void *b)
 {
-  const struct entry *x = *(struct entry *const *) a;
-  const struct entry *y = *(struct entry *const *) b;
+  const struct qcow2_bitmap *x = *(const struct qcow2_bitmap *const *) a;
+  const struct qcow2_bitmap *y = *(const struct qcow2_bitmap *const *) b;
   int c = strcmp (x->name, y->name);
 
-  return c ? c : (x->index > y->index) - (x->index < y->index);
+  return c ? c : (x > y) - (x < y);
 }
 
-/* qemu looks each name up among the bitmaps loaded before it. */
-static int
-mark_duplicates (struct entry *e, uint32_t count)
+/* qemu looks each name up among the bitmaps loaded before it: which
+ * entries of E have the name of an earlier one?  A malloc'd array of
+ * COUNT flags, or NULL with q2_error set.
+ */
+static bool *
+find_duplicates (const struct qcow2_bitmap *e, uint32_t count)
 {
-  struct entry **sorted = malloc (count * sizeof *sorted);
+  const struct qcow2_bitmap **sorted = malloc (count * sizeof *sorted);
+  bool *dup = calloc (count, sizeof *dup);
   uint32_t i;
 
-  if (sorted == NULL)
-    return q2_error ("malloc: %m");
+  if (sorted == NULL || dup == NULL) {
+    free (sorted);
+    free (dup);
+    q2_error ("malloc: %m");
+    return NULL;
+  }
   for (i = 0; i < count; i++)
     sorted[i] = &e[i];
-  qsort (sorted, count, sizeof *sorted, by_name_then_index);
+  qsort (sorted, count, sizeof *sorted, by_name_then_position);
   for (i = 1; i < count; i++)
-    sorted[i]->duplicate = strcmp (sorted[i - 1]->name, sorted[i]->name) == 0;
+    dup[sorted[i] - e] = strcmp (sorted[i - 1]->name, sorted[i]->name) == 0;
   free (sorted);
+  return dup;
+}
+
+/* The directory: exactly nb_bitmaps entries filling it. */
+static int
+read_entries (struct qcow2_bitmap_directory *d, const struct hostfile *f,
+              const struct qcow2_header *h, uint64_t disk_len)
+{
+  uint64_t size = h->bitmap_directory_size, off = 0, next;
+
+  while (off < size) {
+    if (off + ENTRY_HEAD > size)
+      return q2_error ("%s: bitmap_directory_size: the bitmap directory "
+                       "ends inside an entry", f->path);
+    if (d->count == h->nb_bitmaps)
+      return q2_error ("%s: nb_bitmaps: the bitmap directory has more "
+                       "than %" PRIu32 " entries", f->path, h->nb_bitmaps);
+    d->count++;                 /* so that free releases its name */
+    if (read_entry (f, h, off, &d->entries[d->count - 1], &next,
+                    disk_len) == -1)
+      return -1;
+    off = next;
+  }
+  if (d->count != h->nb_bitmaps)
+    return q2_error ("%s: nb_bitmaps: %" PRIu32 " but the bitmap directory "
+                     "has %" PRIu32 " entries", f->path, h->nb_bitmaps,
+                     d->count);
   return 0;
 }
 
-int
-qcow2_bitmap_directory_check (const struct hostfile *f,
-                              const struct qcow2_header *h)
+/* Each bitmap as qemu loads it, in order. */
+static int
+check_bitmaps (const struct qcow2_bitmap_directory *d,
+               const struct hostfile *f, const struct qcow2_header *h,
+               uint64_t disk_len)
 {
-  uint64_t size = h->bitmap_directory_size, off = 0, next;
-  uint64_t disk_len = h->size & ~UINT64_C (511);
-  struct entry *e;
-  uint32_t i, count = 0;
-  int r = -1;
+  bool *dup = find_duplicates (d->entries, d->count);
+  uint32_t i;
+  int r = 0;
 
+  if (dup == NULL)
+    return -1;
+  for (i = 0; i < d->count && r == 0; i++) {
+    const struct qcow2_bitmap *e = &d->entries[i];
+
+    if (e->flags & QCOW2_BITMAP_IN_USE)
+      continue;                 /* qemu skips it */
+    if (dup[i])
+      r = q2_error ("%s: bitmap '%s': two bitmaps have this name", f->path,
+                    e->name);
+    else
+      r = check_table (f, h, e, disk_len);
+  }
+  free (dup);
+  return r;
+}
+
+int
+qcow2_bitmap_directory_read (struct qcow2_bitmap_directory *d,
+                             const struct hostfile *f,
+                             const struct qcow2_header *h)
+{
+  uint64_t size = h->bitmap_directory_size;
+  uint64_t disk_len = h->size & ~UINT64_C (511);
+
+  memset (d, 0, sizeof *d);
   if (!h->has_bitmaps_ext)
     return 0;
   if (size == 0)
@@ -226,54 +292,25 @@ qcow2_bitmap_directory_check (const struct hostfile *f,
     return q2_error ("%s: bitmaps extension: bitmap_directory_offset: %#"
                      PRIx64 " is past the largest offset qemu reads",
                      f->path, h->bitmap_directory_offset);
-  /* nb_bitmaps <= 65535 (header check): at most 64 MiB of entries. */
-  e = calloc (h->nb_bitmaps, sizeof *e);
-  if (e == NULL)
+  /* nb_bitmaps <= 65535 (header check). */
+  d->entries = calloc (h->nb_bitmaps, sizeof *d->entries);
+  if (d->entries == NULL)
     return q2_error ("calloc: %m");
+  if (read_entries (d, f, h, disk_len) == -1 ||
+      check_bitmaps (d, f, h, disk_len) == -1) {
+    qcow2_bitmap_directory_free (d);
+    return -1;
+  }
+  return 0;
+}
 
-  /* The directory: exactly nb_bitmaps entries filling it. */
-  while (off < size) {
-    if (off + ENTRY_HEAD > size) {
-      q2_error ("%s: bitmap_directory_size: the bitmap directory ends "
-                "inside an entry", f->path);
-      goto out;
-    }
-    if (count == h->nb_bitmaps) {
-      q2_error ("%s: nb_bitmaps: the bitmap directory has more than %"
-                PRIu32 " entries", f->path, h->nb_bitmaps);
-      goto out;
-    }
-    e[count].index = count;
-    count++;
-    if (read_entry (f, h, off, &e[count - 1], &next, disk_len) == -1)
-      goto out;
-    off = next;
-  }
-  if (count != h->nb_bitmaps) {
-    q2_error ("%s: nb_bitmaps: %" PRIu32 " but the bitmap directory has %"
-              PRIu32 " entries", f->path, h->nb_bitmaps, count);
-    goto out;
-  }
+void
+qcow2_bitmap_directory_free (struct qcow2_bitmap_directory *d)
+{
+  uint32_t i;
 
-  /* Each bitmap as qemu loads it, in order. */
-  if (mark_duplicates (e, count) == -1)
-    goto out;
-  for (i = 0; i < count; i++) {
-    if (e[i].duplicate) {
-      if (e[i].flags & QCOW2_BITMAP_IN_USE)
-        continue;               /* qemu skips it */
-      q2_error ("%s: bitmap '%s': two bitmaps have this name", f->path,
-                e[i].name);
-      goto out;
-    }
-    if (!(e[i].flags & QCOW2_BITMAP_IN_USE) &&
-        check_table (f, h, &e[i], disk_len) == -1)
-      goto out;
-  }
-  r = 0;
- out:
-  for (i = 0; i < count; i++)
-    free (e[i].name);
-  free (e);
-  return r;
+  for (i = 0; i < d->count; i++)
+    free (d->entries[i].name);
+  free (d->entries);
+  memset (d, 0, sizeof *d);
 }

@@ -57,19 +57,20 @@ container_pread (struct container *c, void *buf, uint64_t count,
 
 int
 container_block_status (struct container *c, uint64_t offset,
-                        uint64_t count, uint64_t *length, uint32_t *flags)
+                        uint64_t count, uint64_t *length,
+                        struct allocation *a)
 {
   bool in_use, is_data;
 
   *length = in_use_run (c, offset, count, &in_use);
   if (!in_use) {
-    *flags = CHAIN_HOLE | CHAIN_ZERO;
+    *a = ALLOCATION_HOLE;
     return 0;
   }
   if (hostfile_allocation (&c->l->file, offset, *length, &is_data,
                            length) == -1)
     return -1;
-  *flags = is_data ? 0 : CHAIN_ZERO;
+  *a = (struct allocation) { .allocated = true, .reads_zero = !is_data };
   return 0;
 }
 
@@ -177,8 +178,7 @@ json_string (FILE *fp, const char *s)
 }
 
 static void
-json_features (FILE *fp, uint64_t bits, const char *const *names,
-               size_t nnames)
+json_features (FILE *fp, uint64_t bits, enum qcow2_feature_type type)
 {
   unsigned i;
   int first = 1;
@@ -188,8 +188,8 @@ json_features (FILE *fp, uint64_t bits, const char *const *names,
     if (!(bits & (UINT64_C (1) << i)))
       continue;
     fprintf (fp, "%s", first ? "" : ", ");
-    if (i < nnames)
-      json_string (fp, names[i]);
+    if (qcow2_feature_name (type, i))
+      json_string (fp, qcow2_feature_name (type, i));
     else
       fprintf (fp, "\"bit %u\"", i);
     first = 0;
@@ -200,12 +200,6 @@ json_features (FILE *fp, uint64_t bits, const char *const *names,
 static void
 json_header (FILE *fp, const struct layer *l)
 {
-  static const char *const incompat[] = {
-    "dirty", "corrupt", "external-data-file", "compression-type",
-    "extended-l2",
-  };
-  static const char *const compat[] = { "lazy-refcounts" };
-  static const char *const autoclear[] = { "bitmaps", "data-file-raw" };
   const struct qcow2_header *h = &l->header;
 
   fprintf (fp, "  \"header\": {\n"
@@ -222,11 +216,11 @@ json_header (FILE *fp, const struct layer *l)
            h->extended_l2 ? "true" : "false", h->nb_snapshots,
            h->has_bitmaps_ext ? h->nb_bitmaps : 0);
   fprintf (fp, "    \"incompatible-features\": ");
-  json_features (fp, h->incompatible_features, incompat, 5);
+  json_features (fp, h->incompatible_features, QCOW2_FEAT_INCOMPATIBLE);
   fprintf (fp, ",\n    \"compatible-features\": ");
-  json_features (fp, h->compatible_features, compat, 1);
+  json_features (fp, h->compatible_features, QCOW2_FEAT_COMPATIBLE);
   fprintf (fp, ",\n    \"autoclear-features\": ");
-  json_features (fp, h->autoclear_features, autoclear, 2);
+  json_features (fp, h->autoclear_features, QCOW2_FEAT_AUTOCLEAR);
   fprintf (fp, ",\n    \"backing-file\": ");
   json_string (fp, h->backing_file);
   fprintf (fp, ",\n    \"backing-format\": ");

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "allocation.h"
 #include "layer.h"
 #include "refcount_check.h"
 
@@ -37,11 +38,12 @@ void container_close (struct container *c);
 int container_pread (struct container *c, void *buf, uint64_t count,
                      uint64_t offset);
 
-/* base:allocation of the view at OFFSET: used clusters are data (ZERO
- * where the host file has a hole), unused ones HOLE+ZERO.
+/* The allocation status of the view at OFFSET: used clusters are
+ * allocated (reading as zeros where the host file has a hole), unused
+ * ones unallocated zeros.
  */
 int container_block_status (struct container *c, uint64_t offset,
                             uint64_t count, uint64_t *length,
-                            uint32_t *flags);
+                            struct allocation *a);
 
 #endif

@@ -26,6 +26,11 @@
 
 #define L2_SLICE_BYTES 4096
 
+/* The default bound of the L2 cache (l2-cache-size= of the plugin and
+ * the depth filter).
+ */
+#define L2_CACHE_DEFAULT_BYTES (32 * 1024 * 1024)
+
 struct l2_cache;
 
 /* A cache holding at most MAX_BYTES of slices (but room for at least

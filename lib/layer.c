@@ -153,7 +153,7 @@ open_qcow2 (struct layer *l)
   if (open_data_file (l) == -1)
     return -1;
   if (qcow2_snapshot_table_read (&l->snapshots, &l->file, h) == -1 ||
-      qcow2_bitmap_directory_check (&l->file, h) == -1)
+      qcow2_bitmap_directory_read (&l->bitmaps, &l->file, h) == -1)
     return -1;
   /* qemu never asks the host file about an encrypted image's data. */
   if (h->crypt_method == QCOW2_CRYPT_NONE)
@@ -210,6 +210,7 @@ layer_close (struct layer *l)
   hostfile_close (&l->data_file);
   qcow2_header_free (&l->header);
   qcow2_snapshot_table_free (&l->snapshots);
+  qcow2_bitmap_directory_free (&l->bitmaps);
   free (l->l1);
   free (l->reftable);
   free (l->refblock_memo);

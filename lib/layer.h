@@ -11,6 +11,7 @@
 #include "hostfile.h"
 #include "qcow2_header.h"
 #include "snapshot_table.h"
+#include "bitmap_directory.h"
 #include "qcow2_cluster.h"
 #include "l2_cache.h"
 #include "image_lock.h"
@@ -31,6 +32,7 @@ struct layer {
   uint64_t *reftable;            /* refcount table, host endian */
   uint64_t reftable_entries;
   struct qcow2_snapshot_table snapshots;
+  struct qcow2_bitmap_directory bitmaps;
   uint8_t *refblock_memo;        /* see refcount.c */
   uint64_t refblock_memo_offset;
   bool metadata_preallocated;    /* qemu's heuristic, see layer.c */

@@ -61,14 +61,14 @@ entry_at (struct chain *c, size_t first, size_t last, uint64_t offset,
 {
   struct origin o;
   uint64_t length;
-  uint32_t flags;
+  struct allocation a;
 
   if (chain_origin (c, first, last, offset, count, &o) == -1 ||
-      chain_run_allocation (c, &o, offset, true, &length, &flags) == -1)
+      chain_run_allocation (c, &o, offset, true, &length, &a) == -1)
     return -1;
   *e = (struct map_entry) {
     .start = offset, .length = length,
-    .zero = flags & CHAIN_ZERO, .data = !(flags & CHAIN_HOLE),
+    .zero = a.reads_zero, .data = a.allocated,
   };
   if (!o.found) {               /* the last layer answers "zero" */
     e->depth = last - first;

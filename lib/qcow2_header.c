@@ -21,7 +21,6 @@
 #define BITMAPS_EXT_LENGTH 24
 #define CRYPTO_EXT_LENGTH 16
 #define BACKING_FORMAT_MAX 16   /* qemu's bs->backing_format[16] */
-#define SNAPSHOT_HEADER_LENGTH 40
 
 bool
 qcow2_is_qcow2 (const uint8_t *buf, size_t len)
@@ -29,14 +28,28 @@ qcow2_is_qcow2 (const uint8_t *buf, size_t len)
   return len >= 4 && get_be32 (buf) == QCOW2_MAGIC;
 }
 
+/* One row per feature bit the spec defines, in bit order. */
+static const char *const incompat_names[] = {
+  "dirty", "corrupt", "external-data-file", "compression-type",
+  "extended-l2",
+};
+static const char *const compat_names[] = { "lazy-refcounts" };
+static const char *const autoclear_names[] = { "bitmaps", "data-file-raw" };
+
+#define N_ELEMS(a) (sizeof (a) / sizeof (a)[0])
+
 const char *
-qcow2_incompat_name (unsigned bit)
+qcow2_feature_name (enum qcow2_feature_type type, unsigned bit)
 {
-  static const char *names[] = {
-    "dirty", "corrupt", "external data file", "compression type",
-    "extended L2 entries",
-  };
-  return bit < sizeof names / sizeof names[0] ? names[bit] : "unknown";
+  switch (type) {
+  case QCOW2_FEAT_INCOMPATIBLE:
+    return bit < N_ELEMS (incompat_names) ? incompat_names[bit] : NULL;
+  case QCOW2_FEAT_COMPATIBLE:
+    return bit < N_ELEMS (compat_names) ? compat_names[bit] : NULL;
+  case QCOW2_FEAT_AUTOCLEAR:
+    return bit < N_ELEMS (autoclear_names) ? autoclear_names[bit] : NULL;
+  }
+  return NULL;
 }
 
 /* qemu's qcow2_validate_table: a table of ENTRIES entries of
@@ -229,8 +242,8 @@ check_tables (struct qcow2_header *h, const char *name)
   /* Checked whatever nb_snapshots is, as qemu does. */
   if (check_table (h, name, "nb_snapshots", "snapshots_offset",
                    h->snapshots_offset, h->nb_snapshots,
-                   SNAPSHOT_HEADER_LENGTH,
-                   SNAPSHOT_HEADER_LENGTH * QCOW2_MAX_SNAPSHOTS) == -1)
+                   QCOW2_SNAPSHOT_HEADER_LENGTH,
+                   QCOW2_SNAPSHOT_HEADER_LENGTH * QCOW2_MAX_SNAPSHOTS) == -1)
     return -1;
   if (check_table (h, name, "l1_size", "l1_table_offset",
                    h->l1_table_offset, h->l1_size, 8,

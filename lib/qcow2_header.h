@@ -49,6 +49,7 @@
 #define QCOW2_MAX_L1_BYTES       (32 * 1024 * 1024)
 #define QCOW2_MAX_REFTABLE_BYTES (8 * 1024 * 1024)
 #define QCOW2_MAX_SNAPSHOTS      65536
+#define QCOW2_SNAPSHOT_HEADER_LENGTH 40  /* fixed part of a snapshot entry */
 #define QCOW2_MAX_NAME           1023
 #define QCOW2_MAX_BITMAPS        65535
 #define QCOW2_MAX_BITMAP_DIRECTORY_SIZE (1024 * QCOW2_MAX_BITMAPS)
@@ -106,8 +107,19 @@ struct qcow2_header {
 int qcow2_header_read (struct qcow2_header *h, const struct hostfile *f);
 void qcow2_header_free (struct qcow2_header *h);
 
-/* Names of incompatible feature bits (for messages). */
-const char *qcow2_incompat_name (unsigned bit);
+/* The three feature bit fields of the header. */
+enum qcow2_feature_type {
+  QCOW2_FEAT_INCOMPATIBLE, QCOW2_FEAT_COMPATIBLE, QCOW2_FEAT_AUTOCLEAR,
+};
+
+/* The name of feature bit BIT of field TYPE, or NULL if the bit has
+ * none.  Spelled as qemu spells these features in its JSON output
+ * (qemu-img info's format-specific keys: "lazy-refcounts", "corrupt",
+ * "extended-l2", "compression-type", "data-file-raw", ...; "dirty"
+ * for the dirty bit, which qemu-img info does not show).  The one
+ * table of feature names: file/N.json lists features with it.
+ */
+const char *qcow2_feature_name (enum qcow2_feature_type type, unsigned bit);
 
 /* True if BUF starts with the qcow2 magic. */
 bool qcow2_is_qcow2 (const uint8_t *buf, size_t len);

@@ -1,9 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The snapshot table: a list of variable-length entries, each 8-byte
- * aligned: a 40-byte head (L1 table offset and size, id and name
- * lengths, dates, VM state size, extra data size), the extra data (v3:
- * at least the 64-bit VM state size and the 64-bit disk size), the id
- * and the name (not NUL-terminated).
+/* Using an internal snapshot: see snapshot.h.  The entries come from
+ * the layer's snapshot table (snapshot_table.c).
  */
 #include <config.h>
 
@@ -12,34 +9,14 @@
 #include <string.h>
 
 #include "snapshot.h"
-#include "be.h"
 #include "q2_error.h"
-
-#define ENTRY_HEAD 40
-
-static char *
-read_string (struct layer *l, uint64_t offset, uint16_t len)
-{
-  char *s = malloc ((size_t) len + 1);
-
-  if (s == NULL) {
-    q2_error ("malloc: %m");
-    return NULL;
-  }
-  if (hostfile_pread (&l->file, s, len, offset) == -1) {
-    free (s);
-    return NULL;
-  }
-  s[len] = '\0';
-  return s;
-}
 
 /* What qemu checks of a snapshot's L1 table when it loads the snapshot
  * (qcow2_validate_table): qemu's size bound and cluster alignment.  A
  * table past the end of the file reads as zeros, as in qemu.
  */
 int
-snapshot_check_l1 (const struct layer *l, const struct snapshot *s)
+snapshot_check_l1 (const struct layer *l, const struct qcow2_snapshot *s)
 {
   if ((uint64_t) s->l1_size * 8 > QCOW2_MAX_L1_BYTES)
     return q2_error ("%s: snapshot '%s' (id %s): L1 table too large "
@@ -52,101 +29,23 @@ snapshot_check_l1 (const struct layer *l, const struct snapshot *s)
   return 0;
 }
 
-/* Read entry I at *OFFSET (aligned here) and advance *OFFSET. */
-static int
-read_entry (struct layer *l, uint32_t i, uint64_t *offset, struct snapshot *s)
-{
-  uint8_t head[ENTRY_HEAD], extra[16] = { 0 };
-  uint32_t extra_size;
-  uint64_t off = (*offset + 7) & ~UINT64_C (7);
-
-  if (hostfile_pread (&l->file, head, sizeof head, off) == -1)
-    return -1;
-  s->l1_table_offset = get_be64 (head);
-  s->l1_size = get_be32 (head + 8);
-  s->id_len = get_be16 (head + 12);
-  s->name_len = get_be16 (head + 14);
-  s->date_sec = get_be32 (head + 16);
-  s->date_nsec = get_be32 (head + 20);
-  s->vm_state_size = get_be32 (head + 32);
-  extra_size = get_be32 (head + 36);
-  if (extra_size > SNAPSHOT_MAX_EXTRA_DATA)
-    return q2_error ("%s: snapshot %" PRIu32 ": too much extra data "
-                     "(%" PRIu32 " bytes)", l->file.path, i + 1, extra_size);
-  off += ENTRY_HEAD;
-  if (hostfile_pread (&l->file, extra,
-                      extra_size < sizeof extra ? extra_size : sizeof extra,
-                      off) == -1)
-    return -1;
-  if (extra_size >= 8)
-    s->vm_state_size = get_be64 (extra);
-  s->disk_size = extra_size >= 16 ? get_be64 (extra + 8) : l->header.size;
-  off += extra_size;
-  s->id = read_string (l, off, s->id_len);
-  off += s->id_len;
-  s->name = read_string (l, off, s->name_len);
-  off += s->name_len;
-  if (s->id == NULL || s->name == NULL)
-    return -1;
-  if (off - l->header.snapshots_offset > SNAPSHOT_MAX_TABLE_BYTES)
-    return q2_error ("%s: snapshot table is too big", l->file.path);
-  *offset = off;
-  return 0;
-}
-
-int
-snapshot_table_read (struct layer *l, struct snapshot_table *t)
-{
-  uint64_t offset = l->header.snapshots_offset;
-  uint32_t i;
-
-  *t = (struct snapshot_table) { 0 };
-  if (l->format != LAYER_QCOW2 || l->header.nb_snapshots == 0)
-    return 0;
-  /* nb_snapshots is bounded by the header check (QCOW2_MAX_SNAPSHOTS). */
-  t->s = calloc (l->header.nb_snapshots, sizeof *t->s);
-  if (t->s == NULL)
-    return q2_error ("calloc: %m");
-  for (i = 0; i < l->header.nb_snapshots; i++) {
-    t->n = i + 1;                 /* so that free releases entry I */
-    if (read_entry (l, i, &offset, &t->s[i]) == -1) {
-      snapshot_table_free (t);
-      return -1;
-    }
-  }
-  return 0;
-}
-
-void
-snapshot_table_free (struct snapshot_table *t)
-{
-  uint32_t i;
-
-  for (i = 0; i < t->n; i++) {
-    free (t->s[i].id);
-    free (t->s[i].name);
-  }
-  free (t->s);
-  *t = (struct snapshot_table) { 0 };
-}
-
 long
-snapshot_find (const struct snapshot_table *t, const char *id,
+snapshot_find (const struct qcow2_snapshot_table *t, const char *id,
                const char *name)
 {
   uint32_t i;
 
   if (id == NULL && name == NULL)
     return -1;
-  for (i = 0; i < t->n; i++)
-    if ((id == NULL || strcmp (t->s[i].id, id) == 0) &&
-        (name == NULL || strcmp (t->s[i].name, name) == 0))
+  for (i = 0; i < t->count; i++)
+    if ((id == NULL || strcmp (t->entries[i].id, id) == 0) &&
+        (name == NULL || strcmp (t->entries[i].name, name) == 0))
       return i;
   return -1;
 }
 
 struct chain *
-snapshot_chain_open (const struct chain *c, const struct snapshot *s)
+snapshot_chain_open (const struct chain *c, const struct qcow2_snapshot *s)
 {
   struct chain *sc = calloc (1, sizeof *sc);
 

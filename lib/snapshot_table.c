@@ -45,7 +45,6 @@ read_entry (struct qcow2_snapshot *s, uint32_t i, const struct hostfile *f,
             const struct qcow2_header *h, uint64_t *offset, char *names)
 {
   uint8_t e[QCOW2_SNAPSHOT_HEADER_LENGTH], extra[KNOWN_EXTRA_DATA] = { 0 };
-  uint16_t id_size, name_size;
 
   s->entry_offset = *offset;
   if (!hostfile_offset_ok (*offset, sizeof e))
@@ -54,8 +53,8 @@ read_entry (struct qcow2_snapshot *s, uint32_t i, const struct hostfile *f,
     return -1;
   s->l1_table_offset = get_be64 (e);
   s->l1_size = get_be32 (e + 8);
-  id_size = get_be16 (e + 12);
-  name_size = get_be16 (e + 14);
+  s->id_size = get_be16 (e + 12);
+  s->name_size = get_be16 (e + 14);
   s->date_sec = get_be32 (e + 16);
   s->date_nsec = get_be32 (e + 20);
   s->vm_clock_nsec = get_be64 (e + 24);
@@ -71,7 +70,7 @@ read_entry (struct qcow2_snapshot *s, uint32_t i, const struct hostfile *f,
    * HOSTFILE_MAX_OFFSET too.
    */
   if (!hostfile_offset_ok (s->entry_offset, sizeof e + s->extra_data_size +
-                           id_size + name_size))
+                           s->id_size + s->name_size))
     return past_max (f, i, s->entry_offset);
 
   if (hostfile_pread (f, extra, s->extra_data_size < sizeof extra ?
@@ -84,13 +83,13 @@ read_entry (struct qcow2_snapshot *s, uint32_t i, const struct hostfile *f,
                                           : h->size & ~UINT64_C (511);
   *offset += s->extra_data_size;
 
-  if (hostfile_pread (f, names, id_size + name_size, *offset) == -1)
+  if (hostfile_pread (f, names, s->id_size + s->name_size, *offset) == -1)
     return -1;
-  s->id = dup_string (names, id_size);
-  s->name = dup_string (names + id_size, name_size);
+  s->id = dup_string (names, s->id_size);
+  s->name = dup_string (names + s->id_size, s->name_size);
   if (s->id == NULL || s->name == NULL)
     return -1;
-  *offset += id_size + name_size;
+  *offset += s->id_size + s->name_size;
   return 0;
 }
 

@@ -15,7 +15,6 @@
 #include "qcow2_header.h"
 
 /* qemu's limits (block/qcow2.h). */
-#define QCOW2_SNAPSHOT_HEADER_LENGTH  40
 #define QCOW2_MAX_SNAPSHOT_EXTRA_DATA 1024
 #define QCOW2_MAX_SNAPSHOTS_SIZE      (1024 * QCOW2_MAX_SNAPSHOTS)
 
@@ -25,6 +24,7 @@ struct qcow2_snapshot {
   uint32_t l1_size;              /* as stored: not validated */
   char *id;                      /* NUL-terminated: qemu compares these */
   char *name;                    /*   as C strings */
+  uint16_t id_size, name_size;   /* on disk (a NUL inside is possible) */
   uint32_t date_sec, date_nsec;
   uint64_t vm_clock_nsec;
   uint64_t vm_state_size;        /* the 64-bit extra field if present */

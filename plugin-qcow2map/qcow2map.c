@@ -20,6 +20,7 @@
 #include "container.h"
 #include "image_lock.h"
 #include "views.h"
+#include "nbd_extents.h"
 #include "l2_cache.h"
 #include "json_pad.h"
 #include "map_json.h"
@@ -33,19 +34,12 @@
 NBDKIT_DLL_PUBLIC int qcow2map_debug_chain = 0;
 NBDKIT_DLL_PUBLIC int qcow2map_debug_cache = 0;
 
-#define DEFAULT_L2_CACHE_SIZE (32 * 1024 * 1024)
-#define MAX_EXTENTS_PER_REQUEST 4096   /* bounded work per request */
-
 static char *filename;
 static struct chain_params params = {
-  .l2_cache_bytes = DEFAULT_L2_CACHE_SIZE,
+  .l2_cache_bytes = L2_CACHE_DEFAULT_BYTES,
 };
 static struct chain *chain;
-static struct snapshot_table snapshots;   /* of the top image */
-static struct bitmap_directory bitmaps;   /* of the top image */
-static struct view_sources sources = {
-  .snapshots = &snapshots, .bitmaps = &bitmaps,
-};
+static struct view_sources sources;
 
 static void free_containers (void);
 static void free_json_docs (void);
@@ -59,8 +53,6 @@ qcow2map_unload (void)
     free_json_docs ();
     free_snapshot_chains ();
   }
-  snapshot_table_free (&snapshots);
-  bitmap_directory_free (&bitmaps);
   chain_close (chain);
   chain_params_free (&params);
   free (filename);
@@ -214,16 +206,14 @@ qcow2map_get_ready (void)
     return -1;
   }
   sources.chain = chain;
+  /* The top image's snapshot table and bitmap directory: read and
+   * checked as qemu does when the layer was opened.
+   */
+  sources.snapshots = &chain->layers[0]->snapshots;
+  sources.bitmaps = &chain->layers[0]->bitmaps;
   warn_flags ();
   if (qcow2map_debug_chain)
     debug_chain ();
-  /* qemu refuses an image whose snapshot table it cannot read. */
-  /* Nor one whose bitmap directory breaks its rules. */
-  if (snapshot_table_read (chain->layers[0], &snapshots) == -1 ||
-      bitmap_directory_read (chain->layers[0], &bitmaps) == -1) {
-    nbdkit_error ("%s", q2_last_error ());
-    return -1;
-  }
   return 0;
 }
 
@@ -301,7 +291,7 @@ build_map_doc (size_t i, size_t *len)
 static char *
 build_bitmap_doc (size_t i, size_t *len)
 {
-  return bitmap_json (chain->layers[0], &bitmaps.b[i], len);
+  return bitmap_json (chain->layers[0], &sources.bitmaps->entries[i], len);
 }
 
 /* Slot I of the N documents *SLOTS, built by BUILD if not yet. */
@@ -343,7 +333,7 @@ static void
 free_json_docs (void)
 {
   free_docs (map_docs, chain->n + 1);
-  free_docs (bitmap_docs, bitmaps.n);
+  free_docs (bitmap_docs, sources.bitmaps->count);
 }
 
 /* The chains of snapshot views: opened on first use, then shared. */
@@ -353,15 +343,16 @@ static struct chain **snapshot_chains;
 static struct chain *
 get_snapshot_chain (size_t i)
 {
+  const struct qcow2_snapshot_table *t = sources.snapshots;
   struct chain *sc = NULL;
 
   pthread_mutex_lock (&snapshot_chains_lock);
   if (snapshot_chains == NULL)
-    snapshot_chains = calloc (snapshots.n, sizeof *snapshot_chains);
+    snapshot_chains = calloc (t->count, sizeof *snapshot_chains);
   if (snapshot_chains == NULL)
     nbdkit_error ("calloc: %m");
   else if ((sc = snapshot_chains[i]) == NULL) {
-    sc = snapshot_chains[i] = snapshot_chain_open (chain, &snapshots.s[i]);
+    sc = snapshot_chains[i] = snapshot_chain_open (chain, &t->entries[i]);
     if (sc == NULL)
       nbdkit_error ("%s", q2_last_error ());
   }
@@ -374,7 +365,7 @@ free_snapshot_chains (void)
 {
   size_t i;
 
-  for (i = 0; snapshot_chains && i < snapshots.n; i++)
+  for (i = 0; snapshot_chains && i < sources.snapshots->count; i++)
     snapshot_chain_close (snapshot_chains[i]);
   free (snapshot_chains);
 }
@@ -393,9 +384,9 @@ struct handle {
 static int
 check_bitmap_usable (size_t i)
 {
-  if (bitmaps.b[i].flags & BITMAP_FLAG_IN_USE) {
+  if (sources.bitmaps->entries[i].flags & QCOW2_BITMAP_IN_USE) {
     nbdkit_error ("%s: Bitmap '%s' is inconsistent and cannot be used",
-                  filename, bitmaps.b[i].name);
+                  filename, sources.bitmaps->entries[i].name);
     return -1;
   }
   return 0;
@@ -436,7 +427,7 @@ attach_view (struct handle *h)
     if (h->view.kind == VIEW_BITMAP_JSON) {
       if (check_bitmap_usable (h->view.index) == -1)
         return -1;
-      d = get_doc (&bitmap_docs, bitmaps.n, h->view.index, build_bitmap_doc);
+      d = get_doc (&bitmap_docs, sources.bitmaps->count, h->view.index, build_bitmap_doc);
     }
     else
       d = get_doc (&map_docs, chain->n + 1,
@@ -580,7 +571,7 @@ static int
 bitmap_view_pread (struct handle *h, uint8_t *buf, uint64_t count,
                    uint64_t offset)
 {
-  const struct bitmap *b = &bitmaps.b[h->view.index];
+  const struct qcow2_bitmap *b = &sources.bitmaps->entries[h->view.index];
 
   while (count > 0) {
     uint64_t length;
@@ -606,22 +597,22 @@ bitmap_view_pread (struct handle *h, uint8_t *buf, uint64_t count,
  * range, including one the guest has zeroed since.
  */
 static int
-bitmap_view_block_status (struct handle *h, uint64_t offset, uint32_t count,
-                          uint64_t *length, uint32_t *type)
+bitmap_view_block_status (struct handle *h, uint64_t offset, uint64_t count,
+                          uint64_t *length, struct allocation *a)
 {
-  const struct bitmap *b = &bitmaps.b[h->view.index];
+  const struct qcow2_bitmap *b = &sources.bitmaps->entries[h->view.index];
   bool dirty;
 
   if (bitmap_dirty (chain->layers[0], b, offset, count, &dirty, length) == -1)
     return -1;
   if (!dirty) {
-    *type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+    *a = ALLOCATION_HOLE;
     return 0;
   }
   if (chain_block_status (chain, 0, chain->n - 1, offset, *length, true,
-                          length, type) == -1)
+                          length, a) == -1)
     return -1;
-  *type &= ~NBDKIT_EXTENT_ZERO;
+  a->reads_zero = false;
   return 0;
 }
 
@@ -653,28 +644,29 @@ qcow2map_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   return r;
 }
 
-/* One extent of the view at OFFSET. */
+/* One extent of the view of handle OPAQUE at OFFSET. */
 static int
-view_block_status (struct handle *h, uint64_t offset, uint32_t count,
-                   uint64_t *length, uint32_t *type)
+view_block_status (void *opaque, uint64_t offset, uint64_t count,
+                   uint64_t *length, struct allocation *a)
 {
+  struct handle *h = opaque;
+
   if (is_json_view (h)) {
     *length = count;
-    *type = 0;
+    *a = (struct allocation) { .allocated = true, .reads_zero = false };
     return 0;
   }
   switch (h->view.kind) {
   case VIEW_FILE:
-    return container_block_status (h->container, offset, count,
-                                   length, type);
+    return container_block_status (h->container, offset, count, length, a);
   case VIEW_BITMAP:
-    return bitmap_view_block_status (h, offset, count, length, type);
+    return bitmap_view_block_status (h, offset, count, length, a);
   default:
     /* Guest and snapshot views: qemu's answer.  Layer view: HOLE =
      * not in this layer.
      */
     return chain_block_status (h->chain, h->first, h->last, offset, count,
-                               h->view.kind != VIEW_LAYER, length, type);
+                               h->view.kind != VIEW_LAYER, length, a);
   }
 }
 
@@ -682,27 +674,9 @@ static int
 qcow2map_extents (void *handle, uint32_t count, uint64_t offset,
                   uint32_t flags, struct nbdkit_extents *extents)
 {
-  struct handle *h = handle;
-  bool req_one = flags & NBDKIT_FLAG_REQ_ONE;
-  unsigned n;
-
-  for (n = 0; count > 0 && n < MAX_EXTENTS_PER_REQUEST; n++) {
-    uint64_t length;
-    uint32_t type;
-
-    if (view_block_status (h, offset, count, &length, &type) == -1) {
-      nbdkit_error ("%s", q2_last_error ());
-      errno = q2_request_errno ();
-      return -1;
-    }
-    if (nbdkit_add_extent (extents, offset, length, type) == -1)
-      return -1;
-    offset += length;
-    count -= length;
-    if (req_one)
-      break;
-  }
-  return 0;
+  return nbd_add_extents (extents, offset, count,
+                          flags & NBDKIT_FLAG_REQ_ONE, view_block_status,
+                          handle);
 }
 
 static struct nbdkit_plugin plugin = {

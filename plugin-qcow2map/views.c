@@ -120,12 +120,12 @@ view_parse (const struct view_sources *vs, const char *name, struct view *v)
 char *
 view_name (const struct view_sources *vs, const struct view *v)
 {
-  const struct snapshot *sn = NULL;
+  const struct qcow2_snapshot *sn = NULL;
   char *name = NULL;
   int r = -1;
 
   if (v->kind == VIEW_SNAPSHOT)
-    sn = &vs->snapshots->s[v->index];
+    sn = &vs->snapshots->entries[v->index];
   switch (v->kind) {
   case VIEW_GUEST:     r = asprintf (&name, "%s", ""); break;
   case VIEW_LAYER:     r = asprintf (&name, "layer/%zu", v->layer + 1); break;
@@ -141,10 +141,10 @@ view_name (const struct view_sources *vs, const struct view *v)
                  : asprintf (&name, "snapshot/%s", sn->name);
     break;
   case VIEW_BITMAP:
-    r = asprintf (&name, "bitmap/%s", vs->bitmaps->b[v->index].name);
+    r = asprintf (&name, "bitmap/%s", vs->bitmaps->entries[v->index].name);
     break;
   case VIEW_BITMAP_JSON:
-    r = asprintf (&name, "bitmap/%s.json", vs->bitmaps->b[v->index].name);
+    r = asprintf (&name, "bitmap/%s.json", vs->bitmaps->entries[v->index].name);
     break;
   }
   return r == -1 ? NULL : name;
@@ -157,7 +157,7 @@ format_name (const struct layer *l)
 }
 
 static void
-describe_snapshot (FILE *fp, const struct layer *l, const struct snapshot *sn)
+describe_snapshot (FILE *fp, const struct layer *l, const struct qcow2_snapshot *sn)
 {
   fprintf (fp, "guest disk as of internal snapshot id %s, name '%s' of %s "
            "(snapshot disk size %" PRIu64 "; served at the current size, "
@@ -165,7 +165,7 @@ describe_snapshot (FILE *fp, const struct layer *l, const struct snapshot *sn)
 }
 
 static void
-describe_bitmap (FILE *fp, const struct layer *l, const struct bitmap *b,
+describe_bitmap (FILE *fp, const struct layer *l, const struct qcow2_bitmap *b,
                  bool json)
 {
   fprintf (fp, json ? "dirty map (JSON, as nbdinfo --map=qemu:dirty-bitmap:"
@@ -175,7 +175,7 @@ describe_bitmap (FILE *fp, const struct layer *l, const struct bitmap *b,
            b->name, json ? b->name : "");
   fprintf (fp, " (granularity %" PRIu64 ", %s) of %s",
            UINT64_C (1) << b->granularity_bits,
-           b->flags & BITMAP_FLAG_AUTO ? "enabled" : "disabled",
+           b->flags & QCOW2_BITMAP_AUTO ? "enabled" : "disabled",
            l->file.path);
 }
 
@@ -219,11 +219,11 @@ view_describe (const struct view_sources *vs, const struct view *v)
              l->file.path);
     break;
   case VIEW_SNAPSHOT:
-    describe_snapshot (fp, l, &vs->snapshots->s[v->index]);
+    describe_snapshot (fp, l, &vs->snapshots->entries[v->index]);
     break;
   case VIEW_BITMAP:
   case VIEW_BITMAP_JSON:
-    describe_bitmap (fp, l, &vs->bitmaps->b[v->index],
+    describe_bitmap (fp, l, &vs->bitmaps->entries[v->index],
                      v->kind == VIEW_BITMAP_JSON);
     break;
   }
@@ -245,18 +245,18 @@ view_describe (const struct view_sources *vs, const struct view *v)
 static int
 snapshot_listing (const struct view_sources *vs, size_t i, bool *by_id)
 {
-  const struct snapshot_table *t = vs->snapshots;
-  const struct snapshot *sn = &t->s[i];
+  const struct qcow2_snapshot_table *t = vs->snapshots;
+  const struct qcow2_snapshot *sn = &t->entries[i];
 
-  if (sn->name_len + 12 > NBD_MAX_NAME || sn->id_len + 12 > NBD_MAX_NAME ||
+  if (sn->name_size + 12 > NBD_MAX_NAME || sn->id_size + 12 > NBD_MAX_NAME ||
       snapshot_check_l1 (vs->chain->layers[0], sn) == -1)
     return -1;
-  if (sn->name[0] && strlen (sn->name) == sn->name_len &&
+  if (sn->name[0] && strlen (sn->name) == sn->name_size &&
       (size_t) snapshot_find (t, NULL, sn->name) == i) {
     *by_id = false;
     return 0;
   }
-  if (sn->id[0] && strlen (sn->id) == sn->id_len &&
+  if (sn->id[0] && strlen (sn->id) == sn->id_size &&
       (size_t) snapshot_find (t, sn->id, NULL) == i) {
     *by_id = true;
     return 0;
@@ -269,22 +269,22 @@ snapshot_listing (const struct view_sources *vs, size_t i, bool *by_id)
  * second bitmap of the same name.
  */
 static bool
-bitmap_listed (const struct bitmap_directory *d, size_t i)
+bitmap_listed (const struct qcow2_bitmap_directory *d, size_t i)
 {
-  const struct bitmap *b = &d->b[i];
+  const struct qcow2_bitmap *b = &d->entries[i];
 
-  return !(b->flags & BITMAP_FLAG_IN_USE) && b->name[0] &&
-    strlen (b->name) == b->name_len && (size_t) bitmap_find (d, b->name) == i;
+  return !(b->flags & QCOW2_BITMAP_IN_USE) && b->name[0] &&
+    strlen (b->name) == b->name_size && (size_t) bitmap_find (d, b->name) == i;
 }
 
 /* bitmap/NAME.json, unless a bitmap is called NAME.json. */
 static bool
-bitmap_json_listed (const struct bitmap_directory *d, size_t i)
+bitmap_json_listed (const struct qcow2_bitmap_directory *d, size_t i)
 {
   char *json;
   bool r;
 
-  if (asprintf (&json, "%s.json", d->b[i].name) == -1)
+  if (asprintf (&json, "%s.json", d->entries[i].name) == -1)
     return false;
   r = bitmap_find (d, json) < 0;
   free (json);
@@ -322,13 +322,13 @@ view_for_each (const struct view_sources *vs,
     if (f (opaque, &v) == -1)
       return -1;
   }
-  for (i = 0; i < vs->snapshots->n; i++) {
+  for (i = 0; i < vs->snapshots->count; i++) {
     v = (struct view) { .kind = VIEW_SNAPSHOT, .index = i };
     if (snapshot_listing (vs, i, &v.by_id) == 0 &&
         f (opaque, &v) == -1)
       return -1;
   }
-  for (i = 0; i < vs->bitmaps->n; i++) {
+  for (i = 0; i < vs->bitmaps->count; i++) {
     if (!bitmap_listed (vs->bitmaps, i))
       continue;
     v = (struct view) { .kind = VIEW_BITMAP, .index = i };

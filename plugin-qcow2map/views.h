@@ -42,8 +42,8 @@ struct view {
  */
 struct view_sources {
   const struct chain *chain;
-  const struct snapshot_table *snapshots;
-  const struct bitmap_directory *bitmaps;
+  const struct qcow2_snapshot_table *snapshots;   /* the top layer's */
+  const struct qcow2_bitmap_directory *bitmaps;    /* the top layer's */
 };
 
 /* Parse an export name.  Returns 0, or -1 if no such view exists in
