@@ -58,8 +58,12 @@ dup_string (const uint8_t *p, size_t len)
   return s;
 }
 
+/* LEN >= V2_HEADER_LENGTH.  The version 3 fields are read only when LEN
+ * covers them: a shorter version 3 file is refused afterwards by
+ * check_version_and_features.
+ */
 static void
-parse_fixed_fields (struct qcow2_header *h, const uint8_t *buf)
+parse_fixed_fields (struct qcow2_header *h, const uint8_t *buf, size_t len)
 {
   h->version = get_be32 (buf + 4);
   h->backing_file_offset = get_be64 (buf + 8);
@@ -73,7 +77,7 @@ parse_fixed_fields (struct qcow2_header *h, const uint8_t *buf)
   h->refcount_table_clusters = get_be32 (buf + 56);
   h->nb_snapshots = get_be32 (buf + 60);
   h->snapshots_offset = get_be64 (buf + 64);
-  if (h->version >= 3) {
+  if (h->version >= 3 && len >= V3_MIN_HEADER_LENGTH) {
     h->incompatible_features = get_be64 (buf + 72);
     h->compatible_features = get_be64 (buf + 80);
     h->autoclear_features = get_be64 (buf + 88);
@@ -332,7 +336,7 @@ qcow2_header_parse (struct qcow2_header *h, const uint8_t *buf, size_t len,
   if (!qcow2_is_qcow2 (buf, len))
     return q2_error ("%s: magic: not a qcow2 image", name);
 
-  parse_fixed_fields (h, buf);
+  parse_fixed_fields (h, buf, len);
   if (check_version_and_features (h, len, name) == -1 ||
       check_geometry (h, len, name) == -1 ||
       check_compression (h, buf, name) == -1 ||
