@@ -2,7 +2,8 @@
 # Client faults never take the server down.  ONE long-running nbdkit (the
 # plugin under the depth filter) serves a compressed chain base <- top; 45
 # client faults are thrown at it, and after each one the server must still
-# be running and serve the guest disk with the bytes of qemu-img convert.
+# be running and serve the guest disk with the bytes of qemu-img convert
+# (and it advertises multi-conn whatever the thread model).
 # Faults, in an order and at moments drawn from a fixed seed:
 #  - kill -9 of an nbdcopy of the guest disk at a random moment;
 #  - nbdcopy of layer/2, which fails with EIO (corrupt compressed cluster
@@ -65,6 +66,11 @@ server=$(cat "$pidf")
 guest="nbd+unix:///?socket=$sock"
 layer2="nbd+unix:///layer/2?socket=$sock"
 
+# Serialized or not, multi-conn stays advertised: nbdcopy keeps its
+# parallelism over several connections.
+[ "$(nbdinfo --json "$guest" | jq '.exports[0].can_multi_conn')" = true ] ||
+    fail "the server does not advertise multi-conn"
+
 # server_ok N WHAT : the server survived fault N and serves the right bytes.
 server_ok() {
     if ! _alive "$server" || grep -Eqi 'assertion|abort|segmentation|sanitizer' "$errf"; then
@@ -99,4 +105,4 @@ for ((n = 1; n <= faults; n++)); do
     log "fault #$n: $what: server alive, guest bytes identical"
 done
 
-log "OK $faults faults ($kills nbdcopy killed, $eio_copies nbdcopy failing on EIO, $hangups clients hanging up after a failed read); one server ($model) survived them all"
+log "OK $faults faults ($kills nbdcopy killed, $eio_copies nbdcopy failing on EIO, $hangups clients hanging up after a failed read); one server ($model, multi-conn) survived them all"
