@@ -112,6 +112,10 @@ read_string (const struct hostfile *f, uint64_t offset, size_t len,
   return 0;
 }
 
+/* BUF holds the fixed header as qcow2_header_read reads it: bytes past
+ * the end of the file read as zeros, so a short file never makes us
+ * read past BUF.
+ */
 static void
 parse_fixed_fields (struct qcow2_header *h, const uint8_t *buf)
 {

@@ -27,6 +27,7 @@
 #include "bitmap.h"
 #include "luks.h"
 #include "q2_error.h"
+#include "thread_model.h"
 
 /* -D qcow2map.chain=1: describe each layer at startup.
  * -D qcow2map.cache=1: L2 cache statistics when a connection closes.
@@ -135,6 +136,8 @@ qcow2map_config (const char *key, const char *value)
   }
   if (strcmp (key, "l2-cache-size") == 0)
     return parse_l2_cache_size (value);
+  if (strcmp (key, "thread-model") == 0)
+    return thread_model_config (value);
   nbdkit_error ("unknown parameter '%s'", key);
   return -1;
 }
@@ -160,7 +163,10 @@ qcow2map_config_complete (void)
   "backing-format[.N]=qcow2|raw  Format of that backing file (default:\n" \
   "                    probed for backing=, else as the image records).\n" \
   "passphrase[.N]=SECRET|+FILE|-|-FD  Passphrase of the LUKS-encrypted\n" \
-  "                    layers (of layer N only, with .N)."
+  "                    layers (of layer N only, with .N).\n" \
+  "thread-model=auto|parallel|serialize_requests\n" \
+  "                    Requests in flight per connection (default auto:\n" \
+  "                    parallel unless nbdkit < 1.33.10, see the man page)."
 
 static void
 debug_chain (void)
@@ -224,6 +230,7 @@ qcow2map_dump_plugin (void)
   printf ("qcow2map_zlib=yes\n");
   printf ("qcow2map_deflate=%s\n", compress_deflate_impl ());
   printf ("qcow2map_zstd=%s\n", compress_have_zstd () ? "yes" : "no");
+  printf ("qcow2map_auto_thread_model=%s\n", thread_model_auto_name ());
 }
 
 /* Container views are analysed (metadata walk, refcount check) on
@@ -688,6 +695,7 @@ static struct nbdkit_plugin plugin = {
   .config_complete    = qcow2map_config_complete,
   .config_help        = qcow2map_config_help,
   .magic_config_key   = "file",
+  .thread_model       = thread_model_choose,
   .get_ready          = qcow2map_get_ready,
   .dump_plugin        = qcow2map_dump_plugin,
   .open               = qcow2map_open,

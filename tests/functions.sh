@@ -63,6 +63,19 @@ if [ ! -f "$PLUGIN" ]; then
     hard_error "plugin not found: $PLUGIN (build it first)"
 fi
 
+# Sanitized build (configure --enable-sanitizers, set by tests/Makefile.am):
+# every nbdkit the tests start is tests/sanitizer-bin/nbdkit, which preloads
+# the ASan runtime into nbdkit only (not into its --run commands).
+if [ "${QCOW2MAP_SANITIZERS:-no}" = yes ]; then
+    [ -f "${QCOW2MAP_ASAN_LIB:-}" ] || hard_error "QCOW2MAP_ASAN_LIB: no ASan runtime at '${QCOW2MAP_ASAN_LIB:-}'"
+    case ":$PATH:" in
+        *":$top_srcdir/tests/sanitizer-bin:"*) ;;
+        *) QCOW2MAP_REAL_NBDKIT=$(command -v nbdkit)
+           PATH=$top_srcdir/tests/sanitizer-bin:$PATH ;;
+    esac
+    export QCOW2MAP_REAL_NBDKIT QCOW2MAP_ASAN_LIB PATH
+fi
+
 # nbdkit command prefix for the plugin under test.
 _nbdkit_plugin=("$PLUGIN")
 case "$PLUGIN" in *.sh) _nbdkit_plugin=(sh "$PLUGIN") ;; esac
