@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Benchmark: nbdkit-qcow2map-plugin side by side with qemu-nbd, in the
+# same run, over the same images, printing one table with ratios.
+# Not part of `make check`; needs only Debian packages (nbdkit,
+# libnbd-bin, qemu-utils, fio, jq, bc).
+#
+#   bench/compare.sh                     1 GiB images, 3 s per fio job
+#   SIZE=512M RUNTIME=2 bench/compare.sh smaller and quicker
+#   PLUGIN=/other/build/nbdkit-qcow2map-plugin.so bench/compare.sh
+#   KEEP=/var/tmp/qbench bench/compare.sh   keep (and reuse) the images
+#   RSS2T=0 bench/compare.sh             skip the 2 TiB peak-RSS check
+#   ARGS="compressed-cache-size=8M" bench/compare.sh   plugin parameters
+#
+# Images (SIZE of guest data, 3/4 system binaries, which compress about
+# 3:1, 1/4 random, which qemu stores uncompressed): plain (64 KiB
+# clusters), its zlib and zstd twins, a zlib image with 2 MiB clusters,
+# and a 5-layer chain (a plain base and 4 overlays each rewriting 1/16
+# of the disk in 1 MiB pieces).
+#
+# Per image and server (both serve one image; nbdkit with its default
+# thread pool, qemu-nbd with -e 16 and its default cache):
+#   fio ioengine=nbd, RUNTIME seconds each: 4 KiB sequential and random
+#   reads at iodepth 1 and 16, 1 MiB sequential reads at iodepth 4
+#   (IOPS, higher is better);
+#   nbdcopy of the whole disk to null:, qemu-img map and qemu-img convert
+#   -O raw over NBD (seconds, lower is better);
+#   peak RSS (VmHWM) of the server after all of that.
+# The ratio column is qcow2map / qemu-nbd.  For the plain image the copy
+# is also timed with nbdkit's file plugin on the raw twin.
+#
+# The numbers depend on the machine and its load: compare ratios taken
+# in one run, and before/after runs only when made under the same
+# conditions.
+set -euo pipefail
+size=${SIZE:-1G}
+runtime=${RUNTIME:-3}
+top=$(cd "$(dirname "$0")/.." && pwd)
+plugin=${PLUGIN:-$top/plugin-qcow2map/.libs/nbdkit-qcow2map-plugin.so}
+args=${ARGS:-}
+rss2t=${RSS2T:-1}
+
+if [ -n "${KEEP:-}" ]; then
+    work=$KEEP; mkdir -p "$work"
+else
+    work=$(mktemp -d /tmp/qcow2map-bench.XXXXXX)
+    trap 'rm -rf "$work"' EXIT
+fi
+cd "$work"
+bytes=$(numfmt --from=iec "$size")
+
+# ---- images ----
+
+make_images() {
+    [ -f done-$size ] && return 0
+    rm -f ./*.qcow2 src.raw done-*
+    head -c $((bytes / 4)) /dev/urandom > src.raw
+    while [ "$(stat -c %s src.raw)" -lt "$bytes" ]; do
+        { tar cf - /usr/lib/x86_64-linux-gnu /usr/bin 2>/dev/null || true; } |
+            head -c $((bytes - $(stat -c %s src.raw))) >> src.raw
+    done
+    qemu-img convert -f raw -O qcow2 src.raw plain.qcow2
+    qemu-img convert -f raw -c -O qcow2 src.raw zlib.qcow2
+    qemu-img convert -f raw -c -O qcow2 -o compression_type=zstd src.raw zstd.qcow2
+    qemu-img convert -f raw -c -O qcow2 -o cluster_size=2M src.raw zlib2m.qcow2
+    cp plain.qcow2 chain1.qcow2
+    local i j cmds
+    for i in 2 3 4 5; do
+        qemu-img create -q -f qcow2 -b chain$((i - 1)).qcow2 -F qcow2 chain$i.qcow2 "$bytes"
+        cmds=()
+        for ((j = 0; j < bytes / (16 << 20); j++)); do
+            cmds+=(-c "write -P $((i * 17)) $((j * (16 << 20) + i * (1 << 20))) 1M")
+        done
+        qemu-io "${cmds[@]}" chain$i.qcow2 > /dev/null
+    done
+    touch done-$size
+}
+
+# ---- servers ----
+
+sock=$work/sock pidf=$work/pid
+
+start_qcow2map() {
+    rm -f "$sock" "$pidf"
+    # shellcheck disable=SC2086
+    nbdkit -U "$sock" -P "$pidf" "$plugin" file="$1" $args
+    wait_socket
+}
+start_qemu_nbd() {
+    rm -f "$sock" "$pidf"
+    qemu-nbd -r -t -f qcow2 -e 16 --fork --pid-file="$pidf" --socket="$sock" "$1"
+    wait_socket
+}
+start_file() {
+    rm -f "$sock" "$pidf"
+    nbdkit -U "$sock" -P "$pidf" file "$1"
+    wait_socket
+}
+wait_socket() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [ -S "$sock" ] && [ -s "$pidf" ] && return 0
+        sleep 0.1
+    done
+    echo "server did not start" >&2; exit 1
+}
+stop_server() {
+    local pid; pid=$(cat "$pidf")
+    kill "$pid"
+    while kill -0 "$pid" 2> /dev/null; do sleep 0.05; done
+}
+hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$(cat "$pidf")/status"; }
+uri() { echo "nbd+unix:///?socket=$sock"; }
+
+# ---- measurements ----
+
+# fio NAME RW BS DEPTH: prints IOPS
+fio_job() {
+    fio --output-format=json --name="$1" --ioengine=nbd --uri="$(uri)" \
+        --rw="$2" --bs="$3" --iodepth="$4" --runtime="$runtime" \
+        --time_based --randrepeat=1 2> /dev/null |
+        sed -n '/^{/,$p' | jq '.jobs[0].read.iops | floor'
+}
+seconds() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" > /dev/null
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc | awk '{ printf "%.2f", $1 }'
+}
+copy() { nbdcopy "$(uri)" null:; }
+map() { qemu-img map --output=json -f raw "$(uri)"; }
+convert() { qemu-img convert -f raw -O raw "$(uri)" "$work/out.raw"; rm -f "$work/out.raw"; }
+
+tests=(seq4k-qd1 seq4k-qd16 rand4k-qd1 rand4k-qd16 seq1M-qd4
+       nbdcopy-s qemu-img-map-s qemu-img-convert-s peak-RSS-KiB)
+
+# measure: one line per test, "TEST VALUE"
+measure() {
+    echo "seq4k-qd1 $(fio_job s1 read 4k 1)"
+    echo "seq4k-qd16 $(fio_job s16 read 4k 16)"
+    echo "rand4k-qd1 $(fio_job r1 randread 4k 1)"
+    echo "rand4k-qd16 $(fio_job r16 randread 4k 16)"
+    echo "seq1M-qd4 $(fio_job b4 read 1M 4)"
+    echo "nbdcopy-s $(seconds copy)"
+    echo "qemu-img-map-s $(seconds map)"
+    echo "qemu-img-convert-s $(seconds convert)"
+    echo "peak-RSS-KiB $(hwm)"
+}
+
+make_images
+echo "# qcow2map: $plugin ${args:+($args)}"
+echo "# $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), size $size, fio runtime ${runtime}s"
+printf '%-8s %-19s %12s %12s %7s\n' image test qcow2map qemu-nbd ratio
+for img in plain zlib zstd zlib2m chain5; do
+    file=$img.qcow2
+    [ "$img" = chain5 ] && file=chain5.qcow2
+    start_qcow2map "$file"; a=$(measure); stop_server
+    start_qemu_nbd "$file"; b=$(measure); stop_server
+    for t in "${tests[@]}"; do
+        x=$(awk -v t="$t" '$1 == t { print $2 }' <<< "$a")
+        y=$(awk -v t="$t" '$1 == t { print $2 }' <<< "$b")
+        printf '%-8s %-19s %12s %12s %7s\n' "$img" "$t" "$x" "$y" \
+               "$(awk -v x="$x" -v y="$y" 'BEGIN { if (y > 0) printf "%.2f", x / y; else print "-" }')"
+    done
+    if [ "$img" = plain ]; then
+        start_file src.raw; f=$(seconds copy); stop_server
+        start_qcow2map "$file"; p=$(seconds copy); stop_server
+        printf '%-8s %-19s %12s %12s %7s\n' plain "nbdcopy-s vs file" "$p" "$f(file)" \
+               "$(awk -v x="$p" -v y="$f" 'BEGIN { printf "%.2f", x / y }')"
+    fi
+done
+
+# Peak RSS with default settings serving a 2 TiB image: one compressed
+# 64 KiB cluster every 32 MiB (65536 clusters, every L2 slice used: far
+# more metadata and compressed data than the caches hold), read whole by
+# nbdcopy, then 4 KiB random reads all over it.
+if [ "$rss2t" = 1 ]; then
+    if [ ! -f big2t.qcow2 ]; then
+        rm -f big.raw; truncate -s 2T big.raw
+        python3 - big.raw <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+block = (b"qcow2map bench " * 300)[:4096]
+for i in range(65536):
+    os.pwrite(fd, block, i << 25)
+os.close(fd)
+EOF
+        qemu-img convert -f raw -c -O qcow2 big.raw big2t.qcow2
+        rm -f big.raw
+    fi
+    start_qcow2map big2t.qcow2
+    t=$(seconds copy)
+    fio_job r16 randread 4k 16 > /dev/null
+    echo "# 2 TiB image (65536 compressed clusters, $(du -k big2t.qcow2 | cut -f1) KiB file), default settings: nbdcopy ${t}s, then fio; peak RSS $(hwm) KiB"
+    stop_server
+fi
