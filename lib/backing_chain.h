@@ -21,6 +21,7 @@ struct chain {
   size_t n;
   struct layer **layers;   /* [0] is the top */
   struct l2_cache *cache;
+  struct cluster_cache *clusters;   /* NULL until enabled */
 };
 
 /* Open PATH (which must be a qcow2 image) and every backing file.
@@ -29,6 +30,12 @@ struct chain {
  */
 struct chain *chain_open (const char *path, uint64_t l2_cache_bytes);
 void chain_close (struct chain *c);
+
+/* Give the chain a decompressed-cluster cache of at most MAX_BYTES
+ * (cluster_cache.h; 0: none), shared by its layers.  Call once, before
+ * serving.  Returns 0 or -1 with q2_error set.
+ */
+int chain_enable_cluster_cache (struct chain *c, uint64_t max_bytes);
 
 /* Read COUNT guest bytes at OFFSET of the view [FIRST, LAST].  The
  * range must lie inside layer FIRST's size.

@@ -12,6 +12,7 @@
 #include "qcow2_header.h"
 #include "qcow2_cluster.h"
 #include "l2_cache.h"
+#include "cluster_cache.h"
 
 enum layer_format { LAYER_QCOW2, LAYER_RAW };
 
@@ -32,6 +33,8 @@ struct layer {
   uint64_t refblock_memo_offset;
   bool metadata_preallocated;    /* qemu's heuristic, see layer.c */
   struct l2_cache *cache;        /* shared by the chain, not owned */
+  struct cluster_cache *clusters;  /* decompressed clusters: shared by
+                                      the chain, not owned; may be NULL */
 };
 
 /* Open PATH as FORMAT (LAYER_QCOW2 or LAYER_RAW).  Returns NULL with

@@ -20,19 +20,23 @@
 #include "container.h"
 #include "views.h"
 #include "l2_cache.h"
+#include "cluster_cache.h"
 #include "q2_error.h"
 
 /* -D qcow2map.chain=1: describe each layer at startup.
- * -D qcow2map.cache=1: L2 cache statistics when a connection closes.
+ * -D qcow2map.cache=1: L2 cache and decompressed-cluster cache
+ * statistics when a connection closes.
  */
 NBDKIT_DLL_PUBLIC int qcow2map_debug_chain = 0;
 NBDKIT_DLL_PUBLIC int qcow2map_debug_cache = 0;
 
 #define DEFAULT_L2_CACHE_SIZE (32 * 1024 * 1024)
+#define DEFAULT_COMPRESSED_CACHE_SIZE (16 * 1024 * 1024)
 #define MAX_EXTENTS_PER_REQUEST 4096   /* bounded work per request */
 
 static char *filename;
 static uint64_t l2_cache_size = DEFAULT_L2_CACHE_SIZE;
+static uint64_t compressed_cache_size = DEFAULT_COMPRESSED_CACHE_SIZE;
 static struct chain *chain;
 
 static void free_containers (void);
@@ -65,6 +69,13 @@ qcow2map_config (const char *key, const char *value)
     l2_cache_size = r;
     return 0;
   }
+  if (strcmp (key, "compressed-cache-size") == 0) {
+    int64_t r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    compressed_cache_size = r;      /* 0: no cache */
+    return 0;
+  }
   nbdkit_error ("unknown parameter '%s'", key);
   return -1;
 }
@@ -82,7 +93,10 @@ qcow2map_config_complete (void)
 #define qcow2map_config_help \
   "file=<IMAGE>        (required) The qcow2 image to serve (with its\n" \
   "                    backing chain).\n" \
-  "l2-cache-size=SIZE  Bound on cached L2 tables (default 32M)."
+  "l2-cache-size=SIZE  Bound on cached L2 tables (default 32M).\n" \
+  "compressed-cache-size=SIZE\n" \
+  "                    Bound on cached decompressed clusters (default 16M;\n" \
+  "                    0 disables the cache)."
 
 static void
 debug_chain (void)
@@ -121,7 +135,8 @@ static int
 qcow2map_get_ready (void)
 {
   chain = chain_open (filename, l2_cache_size);
-  if (chain == NULL) {
+  if (chain == NULL ||
+      chain_enable_cluster_cache (chain, compressed_cache_size) == -1) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;
   }
@@ -219,12 +234,19 @@ static void
 qcow2map_close (void *handle)
 {
   if (qcow2map_debug_cache) {
-    uint64_t hits, misses;
-    size_t slots;
+    uint64_t hits, misses, waits;
+    size_t slots, slot_bytes;
+
     l2_cache_stats (chain->cache, &hits, &misses, &slots);
     nbdkit_debug ("L2 cache: %" PRIu64 " hits, %" PRIu64 " misses, "
                   "%zu slices of %d bytes", hits, misses, slots,
                   L2_SLICE_BYTES);
+    cluster_cache_stats (chain->clusters, &hits, &misses, &waits, &slots,
+                         &slot_bytes);
+    nbdkit_debug ("compressed cluster cache: %" PRIu64 " hits (%" PRIu64
+                  " waited for another reader's inflate), %" PRIu64
+                  " misses, %zu slots of %zu bytes",
+                  hits, waits, misses, slots, slot_bytes);
   }
   free (handle);
 }
