@@ -400,8 +400,10 @@ static int
 range_extents (const struct handle *h, uint32_t count, uint64_t offset,
                uint32_t flags, struct nbdkit_extents *extents, int *err)
 {
+  uint32_t first_type = 0;
   unsigned n;
 
+  /* With REQ_ONE, the longest first extent (as the plugin does). */
   for (n = 0; count > 0 && n < MAX_EXTENTS_PER_REQUEST; n++) {
     struct origin o;
     uint64_t length;
@@ -422,7 +424,9 @@ range_extents (const struct handle *h, uint32_t count, uint64_t offset,
     }
     offset += length;
     count -= length;
-    if (flags & NBDKIT_FLAG_REQ_ONE)
+    if (n == 0)
+      first_type = type;
+    else if ((flags & NBDKIT_FLAG_REQ_ONE) && type != first_type)
       break;
   }
   return 0;

@@ -379,8 +379,15 @@ qcow2map_extents (void *handle, uint32_t count, uint64_t offset,
 {
   struct handle *h = handle;
   bool req_one = flags & NBDKIT_FLAG_REQ_ONE;
+  uint32_t first_type = 0;
   unsigned n;
 
+  /* The lib answers one L2 slice at a time; nbdkit merges adjacent
+   * extents of one type.  With REQ_ONE (which qemu's NBD client always
+   * sets) go on while the type stays the same, so that the one extent
+   * returned is as long as the metadata proves, not one slice; nbdkit
+   * sends only the first extent.  Either way, bounded work.
+   */
   for (n = 0; count > 0 && n < MAX_EXTENTS_PER_REQUEST; n++) {
     uint64_t length;
     uint32_t type;
@@ -394,7 +401,9 @@ qcow2map_extents (void *handle, uint32_t count, uint64_t offset,
       return -1;
     offset += length;
     count -= length;
-    if (req_one)
+    if (n == 0)
+      first_type = type;
+    else if (req_one && type != first_type)
       break;
   }
   return 0;
