@@ -1,6 +1,7 @@
 #include <config.h>
 
 #include <endian.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -474,5 +475,28 @@ layer_read_run (struct layer *l, const struct run *r, uint64_t offset,
   case RUN_ZERO:       memset (buf, 0, r->length); return 0;
   default:             return q2_error ("internal error: reading an "
                                         "unallocated run");
+  }
+}
+
+/* ---- prefetching ---- */
+
+int
+layer_prefetch_run (struct layer *l, const struct run *r, uint64_t offset,
+                    bool inflate)
+{
+  switch (r->kind) {
+  case RUN_DATA:
+    /* Advice only: its failure changes nothing. */
+    (void) posix_fadvise (l->data->fd, r->host_offset, r->length,
+                          POSIX_FADV_WILLNEED);
+    return 0;
+  case RUN_COMPRESSED:
+    if (inflate && l->clusters)
+      return read_compressed (l, r, offset, NULL);
+    (void) posix_fadvise (l->file.fd, r->host_offset, r->compressed_size,
+                          POSIX_FADV_WILLNEED);
+    return 0;
+  default:
+    return 0;
   }
 }

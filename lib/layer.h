@@ -76,6 +76,15 @@ int layer_map (struct layer *l, uint64_t offset, uint64_t len,
 int layer_read_run (struct layer *l, const struct run *r, uint64_t offset,
                     void *buf);
 
+/* Prefetch run R (as returned by layer_map for OFFSET): data runs are
+ * announced to the kernel (posix_fadvise WILLNEED); a compressed run's
+ * cluster is inflated into the cluster cache if INFLATE (and the layer
+ * has a cache), else its compressed bytes are announced.  Returns 0 or
+ * -1 with q2_error set (a compressed cluster that does not inflate).
+ */
+int layer_prefetch_run (struct layer *l, const struct run *r,
+                        uint64_t offset, bool inflate);
+
 /* Probe: is the file at PATH a qcow2 image?  (Anything else is raw, as
  * qemu's probing treats a file it does not recognise.)
  */

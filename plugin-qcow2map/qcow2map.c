@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <nbdkit-plugin.h>
 
 #include "backing_chain.h"
+#include "chain_prefetch.h"
 #include "compress.h"
 #include "container.h"
 #include "views.h"
@@ -409,6 +411,38 @@ qcow2map_extents (void *handle, uint32_t count, uint64_t offset,
   return 0;
 }
 
+static int
+qcow2map_can_cache (void *handle)
+{
+  return NBDKIT_CACHE_NATIVE;
+}
+
+/* NBD_CMD_CACHE: prefetch what reading the range will need (see
+ * chain_prefetch.h), so that --filter=readahead and --filter=scan help.
+ */
+static int
+qcow2map_cache (void *handle, uint32_t count, uint64_t offset,
+                uint32_t flags)
+{
+  struct handle *h = handle;
+
+  switch (h->view.kind) {
+  case VIEW_FILE_JSON:
+    return 0;                    /* in memory already */
+  case VIEW_FILE:
+    (void) posix_fadvise (chain->layers[h->first]->file.fd, offset, count,
+                          POSIX_FADV_WILLNEED);
+    return 0;
+  default:
+    if (chain_prefetch (chain, h->first, h->last, offset, count) == -1) {
+      nbdkit_error ("%s", q2_last_error ());
+      errno = EIO;
+      return -1;
+    }
+    return 0;
+  }
+}
+
 static struct nbdkit_plugin plugin = {
   .name               = "qcow2map",
   .longname           = "nbdkit qcow2 plugin (read-only, no qemu)",
@@ -431,6 +465,8 @@ static struct nbdkit_plugin plugin = {
   .can_multi_conn     = qcow2map_can_multi_conn,
   .pread              = qcow2map_pread,
   .extents            = qcow2map_extents,
+  .can_cache          = qcow2map_can_cache,
+  .cache              = qcow2map_cache,
   .errno_is_preserved = 1,
 };
 
