@@ -12,8 +12,9 @@
 #   RSS2T=0 bench/compare.sh             skip the 2 TiB peak-RSS check
 #   ARGS="compressed-cache-size=8M" bench/compare.sh   plugin parameters
 #
-# Images (SIZE of guest data, 3/4 system binaries, which compress about
-# 3:1, 1/4 random, which qemu stores uncompressed): plain (64 KiB
+# Images (SIZE of guest data, in 4 MiB pieces of 1 MiB random, which
+# qemu stores uncompressed, then 3 MiB of system binaries, which compress
+# about 3:1): plain (64 KiB
 # clusters), its zlib and zstd twins, a zlib image with 2 MiB clusters,
 # and a 5-layer chain (a plain base and 4 overlays each rewriting 1/16
 # of the disk in 1 MiB pieces).
@@ -54,11 +55,22 @@ bytes=$(numfmt --from=iec "$size")
 make_images() {
     [ -f done-$size ] && return 0
     rm -f ./*.qcow2 src.raw done-*
-    head -c $((bytes / 4)) /dev/urandom > src.raw
-    while [ "$(stat -c %s src.raw)" -lt "$bytes" ]; do
+    # 4 MiB pieces: 1 MiB random, then 3 MiB of binaries, so that any
+    # stretch read (even by a short sequential run) mixes both.
+    rm -f bin.raw
+    while [ "$(stat -c %s bin.raw 2> /dev/null || echo 0)" -lt $((bytes / 4 * 3)) ]; do
         { tar cf - /usr/lib/x86_64-linux-gnu /usr/bin 2>/dev/null || true; } |
-            head -c $((bytes - $(stat -c %s src.raw))) >> src.raw
+            head -c $((bytes / 4 * 3 - $(stat -c %s bin.raw 2> /dev/null || echo 0))) >> bin.raw
     done
+    python3 - "$bytes" <<'EOF'
+import os, sys
+size, piece = int(sys.argv[1]), 4 << 20
+with open("bin.raw", "rb") as b, open("src.raw", "wb") as out:
+    for _ in range(size // piece):
+        out.write(os.urandom(piece // 4))
+        out.write(b.read(piece // 4 * 3))
+EOF
+    rm -f bin.raw
     qemu-img convert -f raw -O qcow2 src.raw plain.qcow2
     qemu-img convert -f raw -c -O qcow2 src.raw zlib.qcow2
     qemu-img convert -f raw -c -O qcow2 -o compression_type=zstd src.raw zstd.qcow2
