@@ -10,7 +10,8 @@
 #     reads of all of it: the compressed clusters were inflated by the
 #     prefetch (misses = compressed clusters) and every read was a hit
 #     (-D qcow2map.cache=1); the same through the depth filter (guest
-#     export passed through), on a layer view and a file view.
+#     export passed through, and a depth view, which prefetches only its
+#     in-range parts), on a layer view and a file view.
 #  3. NBD_CMD_CACHE of a corrupt compressed cluster fails with EIO, as a
 #     read of it does.
 source "$(dirname "$0")/functions.sh"
@@ -72,6 +73,14 @@ for how in plain depth; do
         fail "base.qcow2 ($how): after NBD_CMD_CACHE, expected 64 misses (the prefetch) and 1024 hits (the reads): $stats"
     log "OK base.qcow2 ($how): NBD_CMD_CACHE then 1024 reads of 4 KiB: $stats"
 done
+# Depth view depth/2 of the chain (the depth filter's own .cache: only
+# what the view reads from the plugin, the 48 clusters at depth 2).
+cp base.raw depth2.raw
+dd if=/dev/zero of=depth2.raw bs=1M seek=1 count=1 conv=notrunc status=none
+cache_then_read top.qcow2 depth2.raw depth/2 --filter="$FILTER"
+[[ "$stats" == "compressed cluster cache: 768 hits "*", 48 misses,"* ]] ||
+    fail "top.qcow2 depth/2: after NBD_CMD_CACHE, expected 48 misses and 768 hits: $stats"
+log "OK top.qcow2 depth/2 (depth filter): NBD_CMD_CACHE then reads: $stats"
 # Through the overlay, the guest disk: 48 compressed clusters show.
 cache_then_read top.qcow2 expected.raw ""
 [[ "$stats" == "compressed cluster cache: 768 hits "*", 48 misses,"* ]] ||
