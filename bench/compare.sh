@@ -11,6 +11,10 @@
 #   KEEP=/var/tmp/qbench bench/compare.sh   keep (and reuse) the images
 #   RSS2T=0 bench/compare.sh             skip the 2 TiB peak-RSS check
 #   ARGS="compressed-cache-size=8M" bench/compare.sh   plugin parameters
+#   BASELINE=/old/nbdkit-qcow2map-plugin.so bench/compare.sh
+#     also measure another build of the plugin in the same run (e.g. the
+#     one before a change): two more columns, its value and the ratio
+#     qcow2map / baseline
 #
 # Images (SIZE of guest data, in 4 MiB pieces of 1 MiB random, which
 # qemu stores uncompressed, then 3 MiB of system binaries, which compress
@@ -39,6 +43,7 @@ runtime=${RUNTIME:-3}
 top=$(cd "$(dirname "$0")/.." && pwd)
 plugin=${PLUGIN:-$top/plugin-qcow2map/.libs/nbdkit-qcow2map-plugin.so}
 args=${ARGS:-}
+baseline=${BASELINE:-}
 rss2t=${RSS2T:-1}
 
 if [ -n "${KEEP:-}" ]; then
@@ -95,7 +100,7 @@ sock=$work/sock pidf=$work/pid
 start_qcow2map() {
     rm -f "$sock" "$pidf"
     # shellcheck disable=SC2086
-    nbdkit -U "$sock" -P "$pidf" "$plugin" file="$1" $args
+    nbdkit -U "$sock" -P "$pidf" "${2:-$plugin}" file="$1" $args
     wait_socket
 }
 start_qemu_nbd() {
@@ -162,24 +167,39 @@ measure() {
 
 make_images
 echo "# qcow2map: $plugin ${args:+($args)}"
+[ -z "$baseline" ] || echo "# baseline: $baseline"
 echo "# $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), size $size, fio runtime ${runtime}s"
-printf '%-8s %-19s %12s %12s %7s\n' image test qcow2map qemu-nbd ratio
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y > 0) printf "%.2f", x / y; else print "-" }'; }
+if [ -n "$baseline" ]; then
+    printf '%-8s %-19s %12s %12s %7s %12s %7s\n' image test qcow2map qemu-nbd ratio baseline ratio
+else
+    printf '%-8s %-19s %12s %12s %7s\n' image test qcow2map qemu-nbd ratio
+fi
 for img in plain zlib zstd zlib2m chain5; do
     file=$img.qcow2
     [ "$img" = chain5 ] && file=chain5.qcow2
     start_qcow2map "$file"; a=$(measure); stop_server
     start_qemu_nbd "$file"; b=$(measure); stop_server
+    c=
+    if [ -n "$baseline" ]; then
+        start_qcow2map "$file" "$baseline"; c=$(measure); stop_server
+    fi
     for t in "${tests[@]}"; do
         x=$(awk -v t="$t" '$1 == t { print $2 }' <<< "$a")
         y=$(awk -v t="$t" '$1 == t { print $2 }' <<< "$b")
-        printf '%-8s %-19s %12s %12s %7s\n' "$img" "$t" "$x" "$y" \
-               "$(awk -v x="$x" -v y="$y" 'BEGIN { if (y > 0) printf "%.2f", x / y; else print "-" }')"
+        if [ -n "$baseline" ]; then
+            z=$(awk -v t="$t" '$1 == t { print $2 }' <<< "$c")
+            printf '%-8s %-19s %12s %12s %7s %12s %7s\n' "$img" "$t" "$x" "$y" \
+                   "$(ratio "$x" "$y")" "$z" "$(ratio "$x" "$z")"
+        else
+            printf '%-8s %-19s %12s %12s %7s\n' "$img" "$t" "$x" "$y" "$(ratio "$x" "$y")"
+        fi
     done
     if [ "$img" = plain ]; then
         start_file src.raw; f=$(seconds copy); stop_server
         start_qcow2map "$file"; p=$(seconds copy); stop_server
         printf '%-8s %-19s %12s %12s %7s\n' plain "nbdcopy-s vs file" "$p" "$f(file)" \
-               "$(awk -v x="$p" -v y="$f" 'BEGIN { printf "%.2f", x / y }')"
+               "$(ratio "$p" "$f")"
     fi
 done
 
@@ -201,9 +221,11 @@ EOF
         qemu-img convert -f raw -c -O qcow2 big.raw big2t.qcow2
         rm -f big.raw
     fi
-    start_qcow2map big2t.qcow2
-    t=$(seconds copy)
-    fio_job r16 randread 4k 16 > /dev/null
-    echo "# 2 TiB image (65536 compressed clusters, $(du -k big2t.qcow2 | cut -f1) KiB file), default settings: nbdcopy ${t}s, then fio; peak RSS $(hwm) KiB"
-    stop_server
+    for p in "$plugin" $baseline; do
+        start_qcow2map big2t.qcow2 "$p"
+        t=$(seconds copy)
+        fio_job r16 randread 4k 16 > /dev/null
+        echo "# 2 TiB image (65536 compressed clusters, $(du -k big2t.qcow2 | cut -f1) KiB file), $p, default settings: nbdcopy ${t}s, then fio 4k random reads; peak RSS $(hwm) KiB"
+        stop_server
+    done
 fi
