@@ -27,7 +27,7 @@
 
 /* -D qcow2map.chain=1: describe each layer at startup.
  * -D qcow2map.cache=1: L2 cache and decompressed-cluster cache
- * statistics when a connection closes.
+ * statistics when a connection closes and when the server stops.
  */
 NBDKIT_DLL_PUBLIC int qcow2map_debug_chain = 0;
 NBDKIT_DLL_PUBLIC int qcow2map_debug_cache = 0;
@@ -233,24 +233,39 @@ qcow2map_open (int readonly)
 }
 
 static void
+debug_cache_stats (void)
+{
+  uint64_t hits, misses, waits;
+  size_t slots, slot_bytes;
+
+  if (!qcow2map_debug_cache)
+    return;
+  l2_cache_stats (chain->cache, &hits, &misses, &slots);
+  nbdkit_debug ("L2 cache: %" PRIu64 " hits, %" PRIu64 " misses, "
+                "%zu slices of %d bytes", hits, misses, slots,
+                L2_SLICE_BYTES);
+  cluster_cache_stats (chain->clusters, &hits, &misses, &waits, &slots,
+                       &slot_bytes);
+  nbdkit_debug ("compressed cluster cache: %" PRIu64 " hits (%" PRIu64
+                " waited for another reader's inflate), %" PRIu64
+                " misses, %zu slots of %zu bytes",
+                hits, waits, misses, slots, slot_bytes);
+}
+
+static void
 qcow2map_close (void *handle)
 {
-  if (qcow2map_debug_cache) {
-    uint64_t hits, misses, waits;
-    size_t slots, slot_bytes;
-
-    l2_cache_stats (chain->cache, &hits, &misses, &slots);
-    nbdkit_debug ("L2 cache: %" PRIu64 " hits, %" PRIu64 " misses, "
-                  "%zu slices of %d bytes", hits, misses, slots,
-                  L2_SLICE_BYTES);
-    cluster_cache_stats (chain->clusters, &hits, &misses, &waits, &slots,
-                         &slot_bytes);
-    nbdkit_debug ("compressed cluster cache: %" PRIu64 " hits (%" PRIu64
-                  " waited for another reader's inflate), %" PRIu64
-                  " misses, %zu slots of %zu bytes",
-                  hits, waits, misses, slots, slot_bytes);
-  }
+  debug_cache_stats ();
   free (handle);
+}
+
+/* Once more when the server stops: a connection still open when nbdkit
+ * is told to exit may not be closed through .close.
+ */
+static void
+qcow2map_cleanup (void)
+{
+  debug_cache_stats ();
 }
 
 static int
@@ -448,6 +463,7 @@ static struct nbdkit_plugin plugin = {
   .longname           = "nbdkit qcow2 plugin (read-only, no qemu)",
   .version            = PACKAGE_VERSION,
   .unload             = qcow2map_unload,
+  .cleanup            = qcow2map_cleanup,
   .config             = qcow2map_config,
   .config_complete    = qcow2map_config_complete,
   .config_help        = qcow2map_config_help,
