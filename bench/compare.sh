@@ -10,6 +10,9 @@
 #   PLUGIN=/other/build/nbdkit-qcow2map-plugin.so bench/compare.sh
 #   KEEP=/var/tmp/qbench bench/compare.sh   keep (and reuse) the images
 #   RSS2T=0 bench/compare.sh             skip the 2 TiB peak-RSS check
+#   IMAGES="plain zlib" ONLY="seq4k-qd1 rand4k-qd16" ROUNDS=3 bench/compare.sh
+#     some images and tests only; each measured ROUNDS times, the servers
+#     taking turns, and the median printed (steadier on a loaded machine)
 #   ARGS="compressed-cache-size=8M" bench/compare.sh   plugin parameters
 #   BASELINE=/old/nbdkit-qcow2map-plugin.so bench/compare.sh
 #     also measure another build of the plugin in the same run (e.g. the
@@ -43,6 +46,9 @@ runtime=${RUNTIME:-3}
 top=$(cd "$(dirname "$0")/.." && pwd)
 plugin=${PLUGIN:-$top/plugin-qcow2map/.libs/nbdkit-qcow2map-plugin.so}
 args=${ARGS:-}
+images=${IMAGES:-plain zlib zstd zlib2m chain5}
+only=${ONLY:-}
+rounds=${ROUNDS:-1}
 baseline=${BASELINE:-}
 rss2t=${RSS2T:-1}
 
@@ -153,16 +159,22 @@ tests=(seq4k-qd1 seq4k-qd16 rand4k-qd1 rand4k-qd16 seq1M-qd4
        nbdcopy-s qemu-img-map-s qemu-img-convert-s peak-RSS-KiB)
 
 # measure: one line per test, "TEST VALUE"
+want() { [ -z "$only" ] || [[ " $only " == *" $1 "* ]]; }
 measure() {
-    echo "seq4k-qd1 $(fio_job s1 read 4k 1)"
-    echo "seq4k-qd16 $(fio_job s16 read 4k 16)"
-    echo "rand4k-qd1 $(fio_job r1 randread 4k 1)"
-    echo "rand4k-qd16 $(fio_job r16 randread 4k 16)"
-    echo "seq1M-qd4 $(fio_job b4 read 1M 4)"
-    echo "nbdcopy-s $(seconds copy)"
-    echo "qemu-img-map-s $(seconds map)"
-    echo "qemu-img-convert-s $(seconds convert)"
+    want seq4k-qd1 && echo "seq4k-qd1 $(fio_job s1 read 4k 1)"
+    want seq4k-qd16 && echo "seq4k-qd16 $(fio_job s16 read 4k 16)"
+    want rand4k-qd1 && echo "rand4k-qd1 $(fio_job r1 randread 4k 1)"
+    want rand4k-qd16 && echo "rand4k-qd16 $(fio_job r16 randread 4k 16)"
+    want seq1M-qd4 && echo "seq1M-qd4 $(fio_job b4 read 1M 4)"
+    want nbdcopy-s && echo "nbdcopy-s $(seconds copy)"
+    want qemu-img-map-s && echo "qemu-img-map-s $(seconds map)"
+    want qemu-img-convert-s && echo "qemu-img-convert-s $(seconds convert)"
     echo "peak-RSS-KiB $(hwm)"
+}
+# median OUTPUTS TEST: the median over the rounds of TEST's values
+median() {
+    awk -v t="$2" '$1 == t { print $2 }' <<< "$1" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
 }
 
 make_images
@@ -175,27 +187,29 @@ if [ -n "$baseline" ]; then
 else
     printf '%-8s %-19s %12s %12s %7s\n' image test qcow2map qemu-nbd ratio
 fi
-for img in plain zlib zstd zlib2m chain5; do
+for img in $images; do
     file=$img.qcow2
-    [ "$img" = chain5 ] && file=chain5.qcow2
-    start_qcow2map "$file"; a=$(measure); stop_server
-    start_qemu_nbd "$file"; b=$(measure); stop_server
-    c=
-    if [ -n "$baseline" ]; then
-        start_qcow2map "$file" "$baseline"; c=$(measure); stop_server
-    fi
-    for t in "${tests[@]}"; do
-        x=$(awk -v t="$t" '$1 == t { print $2 }' <<< "$a")
-        y=$(awk -v t="$t" '$1 == t { print $2 }' <<< "$b")
+    a= b= c=
+    for ((r = 0; r < rounds; r++)); do
+        start_qcow2map "$file"; a+=$(measure)$'\n'; stop_server
+        start_qemu_nbd "$file"; b+=$(measure)$'\n'; stop_server
         if [ -n "$baseline" ]; then
-            z=$(awk -v t="$t" '$1 == t { print $2 }' <<< "$c")
+            start_qcow2map "$file" "$baseline"; c+=$(measure)$'\n'; stop_server
+        fi
+    done
+    for t in "${tests[@]}"; do
+        want "$t" || [ "$t" = peak-RSS-KiB ] || continue
+        x=$(median "$a" "$t")
+        y=$(median "$b" "$t")
+        if [ -n "$baseline" ]; then
+            z=$(median "$c" "$t")
             printf '%-8s %-19s %12s %12s %7s %12s %7s\n' "$img" "$t" "$x" "$y" \
                    "$(ratio "$x" "$y")" "$z" "$(ratio "$x" "$z")"
         else
             printf '%-8s %-19s %12s %12s %7s\n' "$img" "$t" "$x" "$y" "$(ratio "$x" "$y")"
         fi
     done
-    if [ "$img" = plain ]; then
+    if [ "$img" = plain ] && want nbdcopy-s; then
         start_file src.raw; f=$(seconds copy); stop_server
         start_qcow2map "$file"; p=$(seconds copy); stop_server
         printf '%-8s %-19s %12s %12s %7s\n' plain "nbdcopy-s vs file" "$p" "$f(file)" \
