@@ -34,6 +34,9 @@
 #   nbdcopy of the whole disk to null:, qemu-img map and qemu-img convert
 #   -O raw over NBD (seconds, lower is better);
 #   peak RSS (VmHWM) of the server after all of that.
+#   for the 4 KiB fio jobs, also the server's CPU time per read
+#   (TEST-cpu-us: user + system time of all its threads, from /proc,
+#   divided by the reads fio completed; lower is better);
 # The ratio column is qcow2map / qemu-nbd.  For the plain image the copy
 # is also timed with nbdkit's file plugin on the raw twin.
 #
@@ -138,12 +141,27 @@ uri() { echo "nbd+unix:///?socket=$sock"; }
 
 # ---- measurements ----
 
-# fio NAME RW BS DEPTH: prints IOPS
+# CPU time (user + system, all threads) the server has used, in ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$(cat "$pidf")/stat"; }
+# fio NAME RW BS DEPTH: prints "IOPS CPU-US-PER-READ", the second being
+# the server's CPU time per read: a load-independent view (on a loaded
+# machine IOPS mostly measure the scheduler).
 fio_job() {
-    fio --output-format=json --name="$1" --ioengine=nbd --uri="$(uri)" \
-        --rw="$2" --bs="$3" --iodepth="$4" --runtime="$runtime" \
-        --time_based --randrepeat=1 2> /dev/null |
-        sed -n '/^{/,$p' | jq '.jobs[0].read.iops | floor'
+    local c0 c1 out
+    c0=$(cpu_ticks)
+    out=$(fio --output-format=json --name="$1" --ioengine=nbd --uri="$(uri)" \
+              --rw="$2" --bs="$3" --iodepth="$4" --runtime="$runtime" \
+              --time_based --randrepeat=1 2> /dev/null |
+          sed -n '/^{/,$p' | jq -r '.jobs[0].read | "\(.iops | floor) \(.total_ios)"')
+    c1=$(cpu_ticks)
+    awk -v o="$out" -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        split(o, f, " "); printf "%s %.1f\n", f[1], f[2] ? d * 1e6 / hz / f[2] : 0 }'
+}
+# fio4k TEST NAME RW DEPTH: two lines, IOPS and server CPU per read
+fio4k() {
+    local r; r=$(fio_job "$2" "$3" 4k "$4")
+    echo "$1 ${r% *}"
+    echo "$1-cpu-us ${r#* }"
 }
 seconds() {
     local t0 t1
@@ -156,17 +174,18 @@ copy() { nbdcopy "$(uri)" null:; }
 map() { qemu-img map --output=json -f raw "$(uri)"; }
 convert() { qemu-img convert -f raw -O raw "$(uri)" "$work/out.raw"; rm -f "$work/out.raw"; }
 
-tests=(seq4k-qd1 seq4k-qd16 rand4k-qd1 rand4k-qd16 seq1M-qd4
+tests=(seq4k-qd1 seq4k-qd1-cpu-us seq4k-qd16 seq4k-qd16-cpu-us
+       rand4k-qd1 rand4k-qd1-cpu-us rand4k-qd16 rand4k-qd16-cpu-us seq1M-qd4
        nbdcopy-s qemu-img-map-s qemu-img-convert-s peak-RSS-KiB)
 
 # measure: one line per test, "TEST VALUE"
 want() { [ -z "$only" ] || [[ " $only " == *" $1 "* ]]; }
 measure() {
-    want seq4k-qd1 && echo "seq4k-qd1 $(fio_job s1 read 4k 1)"
-    want seq4k-qd16 && echo "seq4k-qd16 $(fio_job s16 read 4k 16)"
-    want rand4k-qd1 && echo "rand4k-qd1 $(fio_job r1 randread 4k 1)"
-    want rand4k-qd16 && echo "rand4k-qd16 $(fio_job r16 randread 4k 16)"
-    want seq1M-qd4 && echo "seq1M-qd4 $(fio_job b4 read 1M 4)"
+    want seq4k-qd1 && fio4k seq4k-qd1 s1 read 1
+    want seq4k-qd16 && fio4k seq4k-qd16 s16 read 16
+    want rand4k-qd1 && fio4k rand4k-qd1 r1 randread 1
+    want rand4k-qd16 && fio4k rand4k-qd16 r16 randread 16
+    want seq1M-qd4 && echo "seq1M-qd4 $(fio_job b4 read 1M 4 | cut -d' ' -f1)"
     want nbdcopy-s && echo "nbdcopy-s $(seconds copy)"
     want qemu-img-map-s && echo "qemu-img-map-s $(seconds map)"
     want qemu-img-convert-s && echo "qemu-img-convert-s $(seconds convert)"
@@ -202,7 +221,7 @@ for img in $images; do
         fi
     done
     for t in "${tests[@]}"; do
-        want "$t" || [ "$t" = peak-RSS-KiB ] || continue
+        want "${t%-cpu-us}" || [ "$t" = peak-RSS-KiB ] || continue
         x=$(median "$a" "$t")
         y=$(median "$b" "$t")
         if [ -n "$baseline" ]; then
