@@ -258,6 +258,14 @@ cluster_cache_read (struct cluster_cache *c, const void *owner,
   }
 
   __atomic_add_fetch (&c->misses, 1, __ATOMIC_RELAXED);
+  if (start == 0 && n == cluster_bytes) {
+    /* The caller wants the whole cluster: inflate straight into OUT.
+     * No copy, and no slot: a copy of the whole disk (nbdcopy, a
+     * backup) reads whole clusters once and would only evict others.
+     */
+    pthread_mutex_unlock (&s->lock);
+    return inflate (opaque, out);
+  }
   promote = ghost_take (c, s, &k);
   e = victim (c, s);
   if (e == NULL) {

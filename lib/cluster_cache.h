@@ -64,6 +64,9 @@ typedef int (*cluster_inflate_fn) (void *opaque, void *out);
 /* Copy N bytes at START of the decompressed cluster (OWNER, HOST_OFFSET,
  * COMPRESSED_SIZE), CLUSTER_BYTES long, into OUT, calling INFLATE on a
  * miss.  N may be 0 (OUT NULL) to prefetch the cluster into the cache.
+ * A read of the whole cluster (START 0, N = CLUSTER_BYTES) that misses is
+ * inflated straight into OUT and not cached (a whole-disk copy would
+ * only flush the cache, and this saves a copy).
  * C may be NULL (no cache).  Returns 0, or -1 (INFLATE's error, never
  * cached: the next read tries again).
  */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests for the decompressed-cluster cache (lib/cluster_cache.c):
  * capacity in slots, bytes come back as inflated, one inflate for many
- * reads and for concurrent readers of one cluster, failures are not
+ * reads and for concurrent readers of one cluster, whole-cluster reads
+ * bypass the cache on a miss, failures are not
  * cached, a full set of slots being filled falls back to a private
  * buffer, and 2Q keeps re-read clusters through a long scan.
  */
@@ -112,6 +113,14 @@ test_bytes (void)
   ok = read_key (c, 11, 0, 0, NULL) == 0 && read_key (c, 11, 10, 20, out) == 0 &&
        bytes_ok (11, 10, 20, out);
   CHECK (ok && inflates == before + 2, "prefetch (n = 0), then a hit");
+  before = inflates;
+  ok = read_key (c, 12, 0, CS, out) == 0 && bytes_ok (12, 0, CS, out) &&
+       read_key (c, 12, 0, 10, out) == 0 && bytes_ok (12, 0, 10, out);
+  CHECK (ok && inflates == before + 2,
+         "a whole-cluster read that misses is not cached");
+  before = inflates;
+  ok = read_key (c, 12, 0, CS, out) == 0 && bytes_ok (12, 0, CS, out);
+  CHECK (ok && inflates == before, "a whole-cluster read that hits is a copy");
   cluster_cache_free (c);
 }
 
@@ -149,9 +158,9 @@ reader (void *arg)
   struct job j = { r->key, 0, r->delay_ms };
   unsigned char out[CS];
 
-  r->ok = cluster_cache_read (r->c, (void *) 1, r->key * CS, 100, CS, 0, CS,
-                              out, inflate, &j) == 0 &&
-          bytes_ok (r->key, 0, CS, out);
+  r->ok = cluster_cache_read (r->c, (void *) 1, r->key * CS, 100, CS, 0,
+                              CS / 2, out, inflate, &j) == 0 &&
+          bytes_ok (r->key, 0, CS / 2, out);
   return NULL;
 }
 
