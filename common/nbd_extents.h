@@ -45,24 +45,34 @@ nbd_add_extents (struct nbdkit_extents *extents, uint64_t offset,
                  uint32_t count, bool req_one, allocation_at_fn status,
                  void *opaque)
 {
+  uint32_t first_type = 0;
   unsigned n;
 
+  /* lib/ answers one L2 slice (or one layer's run) at a time, and
+   * nbdkit merges adjacent extents of one type.  With REQ_ONE (which
+   * qemu's NBD client always sets) go on while the type stays the
+   * same, so that the one extent nbdkit sends is as long as the
+   * metadata proves, not one slice.  Either way, bounded work.
+   */
   for (n = 0; count > 0 && n < MAX_EXTENTS_PER_REQUEST; n++) {
     struct allocation a;
     uint64_t length;
+    uint32_t type;
 
     if (status (opaque, offset, count, &length, &a) == -1) {
       nbdkit_error ("%s", q2_last_error ());
       errno = q2_request_errno ();
       return -1;
     }
-    if (nbdkit_add_extent (extents, offset, length,
-                           nbd_extent_type (a)) == -1)
+    type = nbd_extent_type (a);
+    if (n == 0)
+      first_type = type;
+    else if (req_one && type != first_type)
+      break;
+    if (nbdkit_add_extent (extents, offset, length, type) == -1)
       return -1;                /* errno set by nbdkit */
     offset += length;
     count -= length;
-    if (req_one)
-      break;
   }
   return 0;
 }

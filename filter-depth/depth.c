@@ -377,7 +377,8 @@ depth_can_cache (nbdkit_next *next, void *handle)
 {
   struct handle *h = handle;
 
-  return h->kind == VIEW_PASS ? next->can_cache (next) : NBDKIT_CACHE_NONE;
+  /* A range view caches its in-range parts through the plugin. */
+  return h->kind == VIEW_JSON ? NBDKIT_CACHE_NONE : next->can_cache (next);
 }
 
 /* ---- data path ---- */
@@ -419,6 +420,40 @@ range_pread (nbdkit_next *next, const struct handle *h, uint8_t *buf,
     count -= o.length;
   }
   return 0;
+}
+
+/* NBD_CMD_CACHE of a range view: the parts that the view reads from the
+ * plugin (bounded work, like extents).
+ */
+static int
+range_cache (nbdkit_next *next, const struct handle *h,
+             uint32_t count, uint64_t offset, int *err)
+{
+  unsigned n;
+
+  for (n = 0; count > 0 && n < MAX_EXTENTS_PER_REQUEST; n++) {
+    struct origin o;
+
+    if (origin_or_eio (offset, count, &o, err) == -1)
+      return -1;
+    if (in_range (h, &o) &&
+        next->cache (next, o.length, offset, 0, err) == -1)
+      return -1;
+    offset += o.length;
+    count -= o.length;
+  }
+  return 0;
+}
+
+static int
+depth_cache (nbdkit_next *next, void *handle, uint32_t count,
+             uint64_t offset, uint32_t flags, int *err)
+{
+  struct handle *h = handle;
+
+  if (h->kind == VIEW_RANGE)
+    return range_cache (next, h, count, offset, err);
+  return next->cache (next, count, offset, flags, err);
 }
 
 static int
@@ -509,6 +544,7 @@ static struct nbdkit_filter filter = {
   .can_multi_conn     = depth_can_multi_conn,
   .can_extents        = depth_can_extents,
   .can_cache          = depth_can_cache,
+  .cache              = depth_cache,
   .pread              = depth_pread,
   .extents            = depth_extents,
 };

@@ -285,7 +285,28 @@ chain_close (struct chain *c)
     layer_close (c->layers[i]);
   free (c->layers);
   l2_cache_free (c->cache);
+  cluster_cache_free (c->clusters);
   free (c);
+}
+
+/* Slots sized for the largest cluster of the chain. */
+int
+chain_enable_cluster_cache (struct chain *c, uint64_t max_bytes)
+{
+  size_t i, slot = 0;
+
+  for (i = 0; i < c->n; i++)
+    if (c->layers[i]->format == LAYER_QCOW2 &&
+        c->layers[i]->header.cluster_size > slot)
+      slot = c->layers[i]->header.cluster_size;
+  if (max_bytes == 0 || slot == 0)
+    return 0;
+  c->clusters = cluster_cache_new (max_bytes, slot);
+  if (c->clusters == NULL)
+    return -1;
+  for (i = 0; i < c->n; i++)
+    c->layers[i]->clusters = c->clusters;
+  return 0;
 }
 
 /* ---- guest bytes ---- */

@@ -25,6 +25,7 @@ struct chain {
   struct layer **layers;   /* [0] is the top */
   struct l2_cache *cache;
   struct image_lock_options locking;   /* applied to every file */
+  struct cluster_cache *clusters;   /* NULL until enabled */
 };
 
 /* Open PATH (which must be a qcow2 image) and every backing file, as
@@ -36,6 +37,12 @@ struct chain {
  */
 struct chain *chain_open (const char *path, const struct chain_params *p);
 void chain_close (struct chain *c);
+
+/* Give the chain a decompressed-cluster cache of at most MAX_BYTES
+ * (cluster_cache.h; 0: none), shared by its layers.  Call once, before
+ * serving.  Returns 0 or -1 with q2_error set.
+ */
+int chain_enable_cluster_cache (struct chain *c, uint64_t max_bytes);
 
 /* Read COUNT guest bytes at OFFSET of the view [FIRST, LAST].  The
  * range must lie inside layer FIRST's size.

@@ -1,6 +1,7 @@
 #include <config.h>
 
 #include <endian.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -499,45 +500,62 @@ read_data (struct layer *l, const struct run *r, uint64_t offset, void *buf)
   return 0;
 }
 
+struct inflate_job {
+  struct layer *l;
+  const struct run *r;
+  uint64_t offset;
+};
+
+/* Read and decompress the compressed cluster of a run (for the cluster
+ * cache, which calls this on a miss only).
+ */
+static int
+inflate_run (void *opaque, void *out)
+{
+  struct inflate_job *j = opaque;
+  struct layer *l = j->l;
+  const struct run *r = j->r;
+  uint8_t *in;
+  int ret = -1;
+
+  /* qemu reads zeros there, which never decompress: it fails too. */
+  if (r->host_offset >= l->file.size)
+    return q2_error ("%s: guest offset %" PRIu64 ": compressed cluster at "
+                     "host offset %#" PRIx64 " is past the end of the file",
+                     l->file.path, j->offset, r->host_offset);
+  in = malloc (r->compressed_size);
+  if (in == NULL)
+    return q2_error ("malloc: %m");
+  if (hostfile_pread (&l->file, in, r->compressed_size, r->host_offset) == -1)
+    q2_error ("%s: guest offset %" PRIu64 ": compressed cluster: %s",
+              l->file.path, j->offset, q2_last_error ());
+  else {
+    ret = decompress_cluster (l->header.compression_type, in,
+                              r->compressed_size, out,
+                              l->header.cluster_size);
+    if (ret == -1)
+      q2_error ("%s: guest offset %" PRIu64 ": compressed cluster at host "
+                "offset %#" PRIx64 ": %s", l->file.path, j->offset,
+                r->host_offset, q2_last_error ());
+  }
+  free (in);
+  return ret;
+}
+
+/* Through the decompressed-cluster cache: a compressed cluster is
+ * inflated once for all the small reads that fall into it.  BUF NULL:
+ * prefetch only.
+ */
 static int
 read_compressed (struct layer *l, const struct run *r, uint64_t offset,
                  void *buf)
 {
   uint64_t cs = l->header.cluster_size;
-  uint8_t *in = NULL, *out = NULL;
-  int ret = -1;
+  struct inflate_job j = { l, r, offset };
 
-  /* qemu reads zeros there, which never decompress: it fails too. */
-  if (r->host_offset >= l->file.size) {
-    q2_error ("%s: guest offset %" PRIu64 ": compressed cluster at host "
-              "offset %#" PRIx64 " is past the end of the file",
-              l->file.path, offset, r->host_offset);
-    goto out;
-  }
-  in = malloc (r->compressed_size);
-  out = malloc (cs);
-  if (in == NULL || out == NULL) {
-    q2_error ("malloc: %m");
-    goto out;
-  }
-  if (hostfile_pread (&l->file, in, r->compressed_size, r->host_offset) == -1) {
-    q2_error ("%s: guest offset %" PRIu64 ": compressed cluster: %s",
-              l->file.path, offset, q2_last_error ());
-    goto out;
-  }
-  if (decompress_cluster (l->header.compression_type, in, r->compressed_size,
-                          out, cs) == -1) {
-    q2_error ("%s: guest offset %" PRIu64 ": compressed cluster at host "
-              "offset %#" PRIx64 ": %s", l->file.path, offset,
-              r->host_offset, q2_last_error ());
-    goto out;
-  }
-  memcpy (buf, out + (offset & (cs - 1)), r->length);
-  ret = 0;
- out:
-  free (in);
-  free (out);
-  return ret;
+  return cluster_cache_read (l->clusters, l, r->host_offset,
+                             r->compressed_size, cs, offset & (cs - 1),
+                             buf ? r->length : 0, buf, inflate_run, &j);
 }
 
 int
@@ -550,5 +568,28 @@ layer_read_run (struct layer *l, const struct run *r, uint64_t offset,
   case RUN_ZERO:       memset (buf, 0, r->length); return 0;
   default:             return q2_error ("internal error: reading an "
                                         "unallocated run");
+  }
+}
+
+/* ---- prefetching ---- */
+
+int
+layer_prefetch_run (struct layer *l, const struct run *r, uint64_t offset,
+                    bool inflate)
+{
+  switch (r->kind) {
+  case RUN_DATA:
+    /* Advice only: its failure changes nothing. */
+    (void) posix_fadvise (l->data->fd, r->host_offset, r->length,
+                          POSIX_FADV_WILLNEED);
+    return 0;
+  case RUN_COMPRESSED:
+    if (inflate && l->clusters)
+      return read_compressed (l, r, offset, NULL);
+    (void) posix_fadvise (l->file.fd, r->host_offset, r->compressed_size,
+                          POSIX_FADV_WILLNEED);
+    return 0;
+  default:
+    return 0;
   }
 }

@@ -15,6 +15,7 @@
 #include "qcow2_cluster.h"
 #include "l2_cache.h"
 #include "image_lock.h"
+#include "cluster_cache.h"
 
 enum layer_format { LAYER_QCOW2, LAYER_RAW };
 
@@ -39,6 +40,8 @@ struct layer {
   struct l2_cache *cache;        /* shared by the chain, not owned */
   struct luks *crypto;           /* LUKS key of the data clusters, once
                                     unlocked (header.crypt_method 2) */
+  struct cluster_cache *clusters;  /* decompressed clusters: shared by
+                                      the chain, not owned; may be NULL */
 };
 
 /* Open PATH as FORMAT (LAYER_QCOW2 or LAYER_RAW), with qemu's image
@@ -100,6 +103,15 @@ int layer_map (struct layer *l, uint64_t offset, uint64_t len,
  */
 int layer_read_run (struct layer *l, const struct run *r, uint64_t offset,
                     void *buf);
+
+/* Prefetch run R (as returned by layer_map for OFFSET): data runs are
+ * announced to the kernel (posix_fadvise WILLNEED); a compressed run's
+ * cluster is inflated into the cluster cache if INFLATE (and the layer
+ * has a cache), else its compressed bytes are announced.  Returns 0 or
+ * -1 with q2_error set (a compressed cluster that does not inflate).
+ */
+int layer_prefetch_run (struct layer *l, const struct run *r,
+                        uint64_t offset, bool inflate);
 
 /* Probe: is the file at PATH a qcow2 image?  Another image format that
  * qemu would recognise (VMDK, VDI, ...) is an error naming the format;

@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <nbdkit-plugin.h>
 
 #include "backing_chain.h"
+#include "chain_prefetch.h"
 #include "compress.h"
 #include "container.h"
 #include "image_lock.h"
@@ -26,19 +28,24 @@
 #include "map_json.h"
 #include "bitmap.h"
 #include "luks.h"
+#include "cluster_cache.h"
 #include "q2_error.h"
 #include "thread_model.h"
 
 /* -D qcow2map.chain=1: describe each layer at startup.
- * -D qcow2map.cache=1: L2 cache statistics when a connection closes.
+ * -D qcow2map.cache=1: L2 cache and decompressed-cluster cache
+ * statistics when a connection closes and when the server stops.
  */
 NBDKIT_DLL_PUBLIC int qcow2map_debug_chain = 0;
 NBDKIT_DLL_PUBLIC int qcow2map_debug_cache = 0;
+
+#define DEFAULT_COMPRESSED_CACHE_SIZE (16 * 1024 * 1024)
 
 static char *filename;
 static struct chain_params params = {
   .l2_cache_bytes = L2_CACHE_DEFAULT_BYTES,
 };
+static uint64_t compressed_cache_size = DEFAULT_COMPRESSED_CACHE_SIZE;
 static struct chain *chain;
 static struct view_sources sources;
 
@@ -138,6 +145,16 @@ qcow2map_config (const char *key, const char *value)
     return parse_l2_cache_size (value);
   if (strcmp (key, "thread-model") == 0)
     return thread_model_config (value);
+  if (strcmp (key, "compressed-cache-size") == 0) {
+    int64_t size = nbdkit_parse_size (value);
+    if (size == -1) {
+      nbdkit_error ("compressed-cache-size: could not parse size string "
+                    "(%s)", value);
+      return -1;
+    }
+    compressed_cache_size = size;     /* 0: no cache */
+    return 0;
+  }
   nbdkit_error ("unknown parameter '%s'", key);
   return -1;
 }
@@ -166,7 +183,10 @@ qcow2map_config_complete (void)
   "                    layers (of layer N only, with .N).\n" \
   "thread-model=auto|parallel|serialize_requests\n" \
   "                    Requests in flight per connection (default auto:\n" \
-  "                    parallel unless nbdkit < 1.33.10, see the man page)."
+  "                    parallel unless nbdkit < 1.33.10, see the man page).\n" \
+  "compressed-cache-size=SIZE\n" \
+  "                    Bound on cached decompressed clusters (default 16M;\n" \
+  "                    0 disables the cache)."
 
 static void
 debug_chain (void)
@@ -207,7 +227,8 @@ static int
 qcow2map_get_ready (void)
 {
   chain = chain_open (filename, &params);
-  if (chain == NULL) {
+  if (chain == NULL ||
+      chain_enable_cluster_cache (chain, compressed_cache_size) == -1) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;
   }
@@ -483,17 +504,39 @@ qcow2map_open (int readonly)
 }
 
 static void
+debug_cache_stats (void)
+{
+  uint64_t hits, misses, waits;
+  size_t slots, slot_bytes;
+
+  if (!qcow2map_debug_cache)
+    return;
+  l2_cache_stats (chain->cache, &hits, &misses, &slots);
+  nbdkit_debug ("L2 cache: %" PRIu64 " hits, %" PRIu64 " misses, "
+                "%zu slices of %d bytes", hits, misses, slots,
+                L2_SLICE_BYTES);
+  cluster_cache_stats (chain->clusters, &hits, &misses, &waits, &slots,
+                       &slot_bytes);
+  nbdkit_debug ("compressed cluster cache: %" PRIu64 " hits (%" PRIu64
+                " waited for another reader's inflate), %" PRIu64
+                " misses, %zu slots of %zu bytes",
+                hits, waits, misses, slots, slot_bytes);
+}
+
+static void
 qcow2map_close (void *handle)
 {
-  if (qcow2map_debug_cache) {
-    uint64_t hits, misses;
-    size_t slots;
-    l2_cache_stats (chain->cache, &hits, &misses, &slots);
-    nbdkit_debug ("L2 cache: %" PRIu64 " hits, %" PRIu64 " misses, "
-                  "%zu slices of %d bytes", hits, misses, slots,
-                  L2_SLICE_BYTES);
-  }
+  debug_cache_stats ();
   free (handle);
+}
+
+/* Once more when the server stops: a connection still open when nbdkit
+ * is told to exit may not be closed through .close.
+ */
+static void
+qcow2map_cleanup (void)
+{
+  debug_cache_stats ();
 }
 
 static int
@@ -686,11 +729,44 @@ qcow2map_extents (void *handle, uint32_t count, uint64_t offset,
                           handle);
 }
 
+static int
+qcow2map_can_cache (void *handle)
+{
+  return NBDKIT_CACHE_NATIVE;
+}
+
+/* NBD_CMD_CACHE: prefetch what reading the range will need (see
+ * chain_prefetch.h), so that --filter=readahead and --filter=scan help.
+ */
+static int
+qcow2map_cache (void *handle, uint32_t count, uint64_t offset,
+                uint32_t flags)
+{
+  struct handle *h = handle;
+
+  switch (h->view.kind) {
+  case VIEW_FILE_JSON:
+    return 0;                    /* in memory already */
+  case VIEW_FILE:
+    (void) posix_fadvise (chain->layers[h->first]->file.fd, offset, count,
+                          POSIX_FADV_WILLNEED);
+    return 0;
+  default:
+    if (chain_prefetch (chain, h->first, h->last, offset, count) == -1) {
+      nbdkit_error ("%s", q2_last_error ());
+      errno = EIO;
+      return -1;
+    }
+    return 0;
+  }
+}
+
 static struct nbdkit_plugin plugin = {
   .name               = "qcow2map",
   .longname           = "nbdkit qcow2 plugin (read-only, no qemu)",
   .version            = PACKAGE_VERSION,
   .unload             = qcow2map_unload,
+  .cleanup            = qcow2map_cleanup,
   .config             = qcow2map_config,
   .config_complete    = qcow2map_config_complete,
   .config_help        = qcow2map_config_help,
@@ -709,6 +785,8 @@ static struct nbdkit_plugin plugin = {
   .can_multi_conn     = qcow2map_can_multi_conn,
   .pread              = qcow2map_pread,
   .extents            = qcow2map_extents,
+  .can_cache          = qcow2map_can_cache,
+  .cache              = qcow2map_cache,
   .errno_is_preserved = 1,
 };
 
