@@ -7,6 +7,7 @@
 
 #include "container.h"
 #include "backing_chain.h"
+#include "json.h"
 #include "metadata_walk.h"
 #include "refcount.h"
 #include "q2_error.h"
@@ -99,30 +100,83 @@ add_host_range (struct container *c, uint64_t offset, uint64_t len,
   return 0;
 }
 
-/* Clusters past the end of the file with a refcount: walk only the
- * refcount blocks that exist.
+/* Nonzero entries [FROM, TO) of the refcount block at OFFSET (BUF: one
+ * cluster).
+ */
+static int
+refblock_nonzero (struct layer *l, uint64_t offset, uint64_t from,
+                  uint64_t to, uint8_t *buf, uint64_t *n)
+{
+  uint64_t k;
+
+  if (hostfile_pread (&l->file, buf, l->header.cluster_size, offset) == -1)
+    return -1;
+  *n = 0;
+  for (k = from; k < to; k++)
+    *n += refcount_block_entry (buf, l->header.refcount_order, k) != 0;
+  return 0;
+}
+
+static int
+compare_u64 (const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+/* Clusters past the end of the file with a refcount, from FIRST_CLUSTER
+ * on: walk only the refcount blocks that exist, each distinct block
+ * once however many refcount table entries point at it, so that the
+ * work is bounded by the file (its blocks) and not by the table.
  */
 static int
 count_overrun (struct container *c, uint64_t first_cluster)
 {
   struct layer *l = c->l;
   unsigned block_bits = l->header.cluster_bits + 3 - l->header.refcount_order;
-  uint64_t per_block = UINT64_C (1) << block_bits, i, k, rc;
+  uint64_t per_block = UINT64_C (1) << block_bits, i, j, n = 0, nonzero = 0;
+  uint64_t first = first_cluster >> block_bits;
+  uint64_t *blocks = malloc ((l->reftable_entries + 1) * sizeof *blocks);
+  uint8_t *buf = malloc (l->header.cluster_size);
+  int r = -1;
 
-  for (i = first_cluster >> block_bits; i < l->reftable_entries; i++) {
-    if ((l->reftable[i] & REFT_OFFSET_MASK) == 0 ||
-        (l->reftable[i] & REFT_OFFSET_MASK) >= l->file.size)
-      continue;
-    for (k = i * per_block; k < (i + 1) * per_block; k++) {
-      if (k < first_cluster)
-        continue;
-      if (refcount_get (l, k, &rc) == -1)
-        return -1;
-      if (rc)
-        c->stats.used_overrun += l->header.cluster_size;
-    }
+  if (blocks == NULL || buf == NULL) {
+    q2_error ("malloc: %m");
+    goto out;
   }
-  return 0;
+  for (i = first; i < l->reftable_entries; i++) {
+    uint64_t off = l->reftable[i] & REFT_OFFSET_MASK;
+
+    if (off == 0 || off >= l->file.size)
+      continue;
+    if (off & (l->header.cluster_size - 1)) {
+      q2_error ("%s: refcount block offset %#" PRIx64 " is not aligned "
+                "(refcount table index %" PRIu64 ")", l->file.path, off, i);
+      goto out;
+    }
+    if (i == first) {           /* the block holding FIRST_CLUSTER: part */
+      if (refblock_nonzero (l, off, first_cluster & (per_block - 1),
+                            per_block, buf, &nonzero) == -1)
+        goto out;
+      c->stats.used_overrun += nonzero * l->header.cluster_size;
+    }
+    else
+      blocks[n++] = off;
+  }
+  qsort (blocks, n, sizeof *blocks, compare_u64);
+  for (i = 0; i < n; i = j) {
+    for (j = i + 1; j < n && blocks[j] == blocks[i]; j++)
+      ;
+    if (refblock_nonzero (l, blocks[i], 0, per_block, buf, &nonzero) == -1)
+      goto out;
+    c->stats.used_overrun += (j - i) * nonzero * l->header.cluster_size;
+  }
+  r = 0;
+ out:
+  free (blocks);
+  free (buf);
+  return r;
 }
 
 /* Stored refcounts of the clusters inside the file come from the
@@ -155,26 +209,6 @@ measure (struct container *c)
 }
 
 /* ---- JSON ---- */
-
-static void
-json_string (FILE *fp, const char *s)
-{
-  if (s == NULL) {
-    fputs ("null", fp);
-    return;
-  }
-  fputc ('"', fp);
-  for (; *s; s++) {
-    unsigned char ch = *s;
-    if (ch == '"' || ch == '\\')
-      fprintf (fp, "\\%c", ch);
-    else if (ch < 0x20)
-      fprintf (fp, "\\u%04x", ch);
-    else
-      fputc (ch, fp);
-  }
-  fputc ('"', fp);
-}
 
 static void
 json_features (FILE *fp, uint64_t bits, const char *const *names,
