@@ -32,13 +32,27 @@ libs=${FUZZ_LIBS:--lz -lzstd -ldeflate}
   -o "$builddir/fuzz-qcow2" $libs
 
 "$srcdir/make-corpus.sh" "$builddir/seeds" >/dev/null
-mkdir -p "$builddir/corpus" "$builddir/artifacts"
+mkdir -p "$builddir/corpus"
+rm -rf "$builddir/artifacts"      # the inputs that failed in this run only
+mkdir "$builddir/artifacts"
 
 # -malloc_limit_mb: no input of at most 1 MiB may make the library
 # allocate 64 MiB at once (every allocation must be bounded by the
 # file, and the largest legitimate ones are a 32 MiB L1 table, which
 # needs a 32 MiB file, and 2 MiB clusters).
+opts=(-timeout=10 -malloc_limit_mb=64 -rss_limit_mb=2048 -max_len=1048576
+      -artifact_prefix=artifacts/)
 cd "$builddir"
-exec ./fuzz-qcow2 -fork="$jobs" -max_total_time="$seconds" \
-  -timeout=10 -malloc_limit_mb=64 -rss_limit_mb=2048 -max_len=1048576 \
-  -artifact_prefix=artifacts/ -print_final_stats=1 corpus seeds
+
+# Every seed once, in one process: fork mode would skip a failing seed.
+./fuzz-qcow2 "${opts[@]}" -runs=0 seeds
+
+# Then fuzz.  Fork mode restarts a worker that dies; whatever it says,
+# any input left in artifacts/ is a failure.
+./fuzz-qcow2 "${opts[@]}" -fork="$jobs" -max_total_time="$seconds" \
+  -print_final_stats=1 corpus seeds
+if [ -n "$(ls artifacts)" ]; then
+  echo "$0: inputs that failed, in $builddir/artifacts:" >&2
+  ls -l artifacts >&2
+  exit 1
+fi
