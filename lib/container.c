@@ -306,26 +306,82 @@ json_check (FILE *fp, const struct refcount_report *r)
 /* The metadata map: every structure once, sorted by offset; data
  * clusters merged into runs (a cluster shared by snapshots once).
  */
+/* The references of the metadata walk, for the metadata map: one entry
+ * per (kind, offset), which is all the map lists (a structure shared by
+ * several L1 tables is listed once, with the longest length and the
+ * lowest snapshot index).  A hash of (kind, offset) finds the entry
+ * already kept, so that memory is bounded by the distinct structures
+ * the file holds, not by the references to them: L1 entries that all
+ * point at one L2 table full of entries make millions of references
+ * from a file of a few hundred KiB.
+ */
 struct meta_list {
   struct meta_ref *v;
   size_t n, cap;
+  size_t *slots;                /* index + 1 into v, 0: empty */
+  size_t nslots;                /* a power of 2, > 2 * n */
 };
+
+static size_t
+slot_of (const struct meta_list *m, enum meta_kind kind, uint64_t offset)
+{
+  size_t i = ((offset ^ ((uint64_t) kind << 56)) * 0x9e3779b97f4a7c15ULL) >> 7;
+
+  for (i &= m->nslots - 1; m->slots[i]; i = (i + 1) & (m->nslots - 1)) {
+    const struct meta_ref *r = &m->v[m->slots[i] - 1];
+    if (r->kind == kind && r->offset == offset)
+      break;
+  }
+  return i;
+}
+
+static int
+grow (struct meta_list *m)
+{
+  size_t cap = m->cap ? m->cap * 2 : 256, i;
+  struct meta_ref *v = realloc (m->v, cap * sizeof *v);
+
+  if (v == NULL)
+    return q2_error ("realloc: %m");
+  m->v = v;
+  m->cap = cap;
+  free (m->slots);
+  m->nslots = cap * 4;
+  m->slots = calloc (m->nslots, sizeof *m->slots);
+  if (m->slots == NULL)
+    return q2_error ("calloc: %m");
+  for (i = 0; i < m->n; i++)
+    m->slots[slot_of (m, m->v[i].kind, m->v[i].offset)] = i + 1;
+  return 0;
+}
 
 static int
 collect (void *opaque, const struct meta_ref *ref)
 {
   struct meta_list *m = opaque;
+  size_t i;
 
-  if (m->n == m->cap) {
-    size_t cap = m->cap ? m->cap * 2 : 256;
-    struct meta_ref *v = realloc (m->v, cap * sizeof *v);
-    if (v == NULL)
-      return q2_error ("realloc: %m");
-    m->v = v;
-    m->cap = cap;
+  if (m->n == m->cap && grow (m) == -1)
+    return -1;
+  i = slot_of (m, ref->kind, ref->offset);
+  if (m->slots[i]) {
+    struct meta_ref *r = &m->v[m->slots[i] - 1];
+    if (ref->length > r->length)
+      r->length = ref->length;
+    if (ref->snapshot < r->snapshot)
+      r->snapshot = ref->snapshot;
+    return 0;
   }
-  m->v[m->n++] = *ref;
+  m->v[m->n] = *ref;
+  m->slots[i] = ++m->n;
   return 0;
+}
+
+static void
+meta_list_free (struct meta_list *m)
+{
+  free (m->v);
+  free (m->slots);
 }
 
 static bool
@@ -443,10 +499,10 @@ container_open (struct layer *l)
   if (refcount_check (l, &c->check, collect, &m) == -1 || measure (c) == -1 ||
       build_json (c, &m) == -1)
     goto fail;
-  free (m.v);
+  meta_list_free (&m);
   return c;
  fail:
-  free (m.v);
+  meta_list_free (&m);
   container_close (c);
   return NULL;
 }
