@@ -47,20 +47,22 @@ emit (struct walk *w, enum meta_kind kind, uint64_t offset, uint64_t length,
 
 /* ---- tables that may run past the end of the file ---- */
 
-/* How many of the N 8-byte entries of a table at OFFSET start inside
- * the file.  The rest read as zeros, as they do in qemu (its block
+/* How many of the N entries of ESIZE bytes of a table at OFFSET start
+ * inside the file.  The rest read as zeros, as they do in qemu (its block
  * layer reads zeros past the end of a file), and a zero entry points
  * nowhere: they need neither memory nor work.  This keeps allocations
  * and work bounded by the file, whatever size the metadata claims.
  */
 static uint64_t
-entries_in_file (const struct walk *w, uint64_t offset, uint64_t n)
+entries_in_file (const struct walk *w, uint64_t offset, uint64_t n,
+                 unsigned esize)
 {
-  uint64_t size = w->l->file.size;
+  uint64_t size = w->l->file.size, in;
 
   if (offset >= size)
     return 0;
-  return n < (size - offset + 7) / 8 ? n : (size - offset + 7) / 8;
+  in = (size - offset + esize - 1) / esize;
+  return n < in ? n : in;
 }
 
 /* Read N big-endian entries at OFFSET into a new host-endian table. */
@@ -130,7 +132,10 @@ walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
 
   if (emit (w, META_L2, l2_offset, h->cluster_size, snapshot) == -1)
     return -1;
-  if (hostfile_pread (&w->l->file, w->buf, h->cluster_size, l2_offset) == -1)
+  /* Entries past the end of the file are zeros: unallocated. */
+  n = entries_in_file (w, l2_offset, n, h->l2_entry_size);
+  if (hostfile_pread (&w->l->file, w->buf, n * h->l2_entry_size, l2_offset)
+      == -1)
     return -1;
   for (i = 0; i < n; i++) {
     const uint8_t *e = w->buf + i * h->l2_entry_size;
@@ -177,7 +182,7 @@ walk_l1 (struct walk *w, uint64_t offset, uint32_t l1_size,
   if (emit (w, META_L1, offset, (uint64_t) l1_size * 8, snapshot) == -1)
     return -1;
   if (table == NULL) {
-    n = entries_in_file (w, offset, l1_size);
+    n = entries_in_file (w, offset, l1_size, 8);
     t = read_table (w, offset, n);
     if (t == NULL)
       return -1;
@@ -263,7 +268,7 @@ walk_bitmap_table (struct walk *w, uint64_t offset, uint32_t size)
     return 0;
   if (emit (w, META_BITMAP_TABLE, offset, (uint64_t) size * 8, -1) == -1)
     return -1;
-  n = entries_in_file (w, offset, size);
+  n = entries_in_file (w, offset, size, 8);
   t = read_table (w, offset, n);
   if (t == NULL)
     return -1;
@@ -299,7 +304,7 @@ walk_bitmaps (struct walk *w)
   /* Only the part inside the file is read: past it, entries are zeros
    * (a bitmap with no table), as the tables in entries_in_file.
    */
-  avail = entries_in_file (w, h->bitmap_directory_offset, (size + 7) / 8) * 8;
+  avail = entries_in_file (w, h->bitmap_directory_offset, (size + 7) / 8, 8) * 8;
   avail = avail < size ? avail : size;
   dir = malloc (avail ? avail : 1);
   if (dir == NULL)

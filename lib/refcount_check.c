@@ -146,7 +146,7 @@ check_copied_flags (struct counter *c)
 {
   struct layer *l = c->l;
   const struct qcow2_header *h = &l->header;
-  uint64_t n = h->cluster_size / h->l2_entry_size, i, j, host, v;
+  uint64_t n = h->cluster_size / h->l2_entry_size, m, i, j, host, v;
   uint8_t *table = malloc (h->cluster_size);
 
   if (table == NULL)
@@ -158,9 +158,14 @@ check_copied_flags (struct counter *c)
       continue;
     if ((stored == 1) != ((l->l1[i] & QCOW_OFLAG_COPIED) != 0))
       c->r->corruptions++;
-    if (hostfile_pread (&l->file, table, h->cluster_size, l2) == -1)
+    /* Entries past the end of the file are zeros: nothing to check. */
+    m = l2 < l->file.size ? (l->file.size - l2 + h->l2_entry_size - 1) /
+                            h->l2_entry_size : 0;
+    if (m > n)
+      m = n;
+    if (hostfile_pread (&l->file, table, m * h->l2_entry_size, l2) == -1)
       continue;
-    for (j = 0; j < n; j++) {
+    for (j = 0; j < m; j++) {
       v = get_be64 (table + j * h->l2_entry_size);
       if (copied_flag_applies (l, v, &host))
         check_copied (c, v, host >> h->cluster_bits);
