@@ -22,6 +22,7 @@ struct walk {
   meta_cb cb;
   void *opaque;
   uint8_t *buf;                 /* one cluster */
+  uint64_t count;               /* references each emitted one stands for */
 };
 
 
@@ -41,7 +42,7 @@ static int
 emit (struct walk *w, enum meta_kind kind, uint64_t offset, uint64_t length,
       int snapshot)
 {
-  struct meta_ref r = { kind, offset, length, snapshot, 0 };
+  struct meta_ref r = { kind, offset, length, snapshot, 0, w->count };
   return w->cb (w->opaque, &r);
 }
 
@@ -102,7 +103,7 @@ walk_header (struct walk *w)
   if (hostfile_pread (&w->l->file, w->buf, h->cluster_size, 0) == -1)
     return -1;
   while (off + 8 <= end) {
-    struct meta_ref r = { META_HEADER_EXTENSION, off, 8, -1, 0 };
+    struct meta_ref r = { META_HEADER_EXTENSION, off, 8, -1, 0, 1 };
     uint32_t elen = get_be32 (w->buf + off + 4);
 
     r.type = get_be32 (w->buf + off);
@@ -167,14 +168,29 @@ walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
   return 0;
 }
 
+static int
+compare_u64 (const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+  return x < y ? -1 : x > y;
+}
+
 /* An L1 table of L1_SIZE entries at OFFSET (TABLE: already in memory,
  * host endian, or NULL to read the part of it inside the file).
+ *
+ * Each distinct L2 table is walked once, its references standing for
+ * as many as there are L1 entries pointing at it (w->count): the counts
+ * are qemu-img check's, which walks the table once per entry, but the
+ * work is bounded by the tables in the file, not by the L1 entries
+ * (131072 entries pointing at one full L2 table would otherwise be a
+ * billion references from a 1 MiB file).
  */
 static int
 walk_l1 (struct walk *w, uint64_t offset, uint32_t l1_size,
          const uint64_t *table, int snapshot)
 {
-  uint64_t *t = NULL, i, n = l1_size;
+  uint64_t *l2s, i, j, n = l1_size, k = 0;
   int r = 0;
 
   if (l1_size == 0)
@@ -183,17 +199,26 @@ walk_l1 (struct walk *w, uint64_t offset, uint32_t l1_size,
     return -1;
   if (table == NULL) {
     n = entries_in_file (w, offset, l1_size, 8);
-    t = read_table (w, offset, n);
-    if (t == NULL)
-      return -1;
-    table = t;
+    l2s = read_table (w, offset, n);
   }
-  for (i = 0; i < n && r == 0; i++) {
-    uint64_t l2 = table[i] & L1E_OFFSET_MASK;
-    if (l2 != 0)
-      r = walk_l2 (w, l2, snapshot);
+  else if ((l2s = malloc (n * 8)) != NULL)
+    memcpy (l2s, table, n * 8);
+  else
+    q2_error ("malloc: %m");
+  if (l2s == NULL)
+    return -1;
+  for (i = 0; i < n; i++)
+    if ((l2s[i] & L1E_OFFSET_MASK) != 0)
+      l2s[k++] = l2s[i] & L1E_OFFSET_MASK;
+  qsort (l2s, k, sizeof *l2s, compare_u64);
+  for (i = 0; i < k && r == 0; i = j) {
+    for (j = i + 1; j < k && l2s[j] == l2s[i]; j++)
+      ;
+    w->count = j - i;
+    r = walk_l2 (w, l2s[i], snapshot);
+    w->count = 1;
   }
-  free (t);
+  free (l2s);
   return r;
 }
 
@@ -337,7 +362,7 @@ walk_bitmaps (struct walk *w)
 int
 metadata_walk (struct layer *l, meta_cb cb, void *opaque)
 {
-  struct walk w = { l, cb, opaque, malloc (l->header.cluster_size) };
+  struct walk w = { l, cb, opaque, malloc (l->header.cluster_size), 1 };
   int r;
 
   if (w.buf == NULL)

@@ -14,9 +14,10 @@
 #    refcount block: same counts as qemu-img check, in bounded time (the
 #    overrun statistics once walked every entry's block: minutes);
 #  - 256 L1 entries all pointing at one L2 table whose 8192 entries all
-#    map one data cluster (2 million references from a 450 KiB file): same
-#    counts as qemu-img check, and no memory per reference (the metadata
-#    map keeps one entry per structure);
+#    map one data cluster without the COPIED flag (2 million references
+#    and COPIED mismatches from a 450 KiB file): same counts as qemu-img
+#    check, no memory per reference (the metadata map keeps one entry per
+#    structure), and work per distinct L2 table, not per L1 entry;
 #  - file and backing file names that are not UTF-8: file/N.json is valid
 #    JSON and says the names as qemu-img info --output=json does.
 container_testsdir=$(cd "$(dirname "$0")" && pwd)
@@ -63,11 +64,11 @@ with open(path, 'r+b') as f:
                     be(f, off + 14, 'H') + 7) & ~7
     elif what == 'shared-l2':
         # Every L1 entry points at the first L2 table, whose every entry
-        # maps the first data cluster.
+        # maps the first data cluster, without the COPIED flag.
         l1_size, l1 = be(f, 36, 'I'), be(f, 40, 'Q')
         l1e = be(f, l1, 'Q')
         l2 = l1e & 0x00fffffffffffe00
-        l2e = be(f, l2, 'Q')
+        l2e = be(f, l2, 'Q') & ~(1 << 63)
         f.seek(l1)
         f.write(struct.pack('>Q', l1e) * l1_size)
         f.seek(l2)
