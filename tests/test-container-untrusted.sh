@@ -189,4 +189,21 @@ grep -q 'b\\uFFFDa\\uFFFDs\\uFFFDe\\uFFFD-\\u00E9\\uD83D\\uDE00.raw' odd.json ||
     fail "backing file name not escaped as qemu escapes it: $(grep backing-file odd.json)"
 log "non-UTF-8 names: $(jq -c .header.\"backing-file\" odd.json), as qemu-img info"
 
+# Every other case of qemu's decoder and escapes, compared as bytes with
+# qemu-img info's JSON: control characters, '"', '\\', DEL, \xC0\x80
+# (U+0000 in qemu's modified UTF-8), a noncharacter, a code point past
+# U+10FFFF, a 5-byte sequence, a lone continuation byte, a lead byte at
+# the end.
+odd2=$(printf 'x\t\n\r\b\f"\\\x7f\x01\xc0\x80\xef\xbf\xbe\xf4\x90\x80\x80\xf8\x88\x80\x80\x80\x80y\xc3')
+qemu-img create -q -f raw "$odd2" 1M
+qemu-img create -q -f qcow2 -b "$odd2" -F raw odd2.qcow2 1M
+serve_json odd2.qcow2 odd2.json || fail "odd2.qcow2: file/1.json not served"
+jq -e . odd2.json > /dev/null || { show_file odd2.json; fail "odd2.qcow2: file/1.json is not valid JSON"; }
+qemu-img info --output=json odd2.qcow2 > odd2-qemu.json
+ours=$(sed -n 's/^ *"backing-file": \(".*"\),$/\1/p' odd2.json)
+theirs=$(sed -n 's/^ *"backing-filename": \(".*"\),$/\1/p' odd2-qemu.json)
+[ -n "$theirs" ] && [ "$ours" = "$theirs" ] ||
+    fail "backing file name escaped as $ours, qemu-img info: $theirs"
+log "odd2.qcow2: backing file $ours, byte for byte as qemu-img info"
+
 log "OK"
