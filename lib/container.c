@@ -11,6 +11,7 @@
 #include "metadata_walk.h"
 #include "refcount.h"
 #include "q2_error.h"
+#include "sort_u64.h"
 
 #define REFT_OFFSET_MASK 0xfffffffffffffe00ULL
 
@@ -117,14 +118,6 @@ refblock_nonzero (struct layer *l, uint64_t offset, uint64_t from,
   return 0;
 }
 
-static int
-compare_u64 (const void *a, const void *b)
-{
-  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-
-  return x < y ? -1 : x > y;
-}
-
 /* Clusters past the end of the file with a refcount, from FIRST_CLUSTER
  * on: walk only the refcount blocks that exist, each distinct block
  * once however many refcount table entries point at it, so that the
@@ -164,7 +157,7 @@ count_overrun (struct container *c, uint64_t first_cluster)
     else
       blocks[n++] = off;
   }
-  qsort (blocks, n, sizeof *blocks, compare_u64);
+  sort_u64 (blocks, n);
   for (i = 0; i < n; i = j) {
     for (j = i + 1; j < n && blocks[j] == blocks[i]; j++)
       ;

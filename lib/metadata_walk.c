@@ -8,6 +8,7 @@
 #include "metadata_walk.h"
 #include "be.h"
 #include "q2_error.h"
+#include "sort_u64.h"
 
 #define REFT_OFFSET_MASK  0xfffffffffffffe00ULL
 #define BME_OFFSET_MASK   0x00fffffffffffe00ULL
@@ -168,14 +169,6 @@ walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
   return 0;
 }
 
-static int
-compare_u64 (const void *a, const void *b)
-{
-  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-
-  return x < y ? -1 : x > y;
-}
-
 /* An L1 table of L1_SIZE entries at OFFSET (TABLE: already in memory,
  * host endian, or NULL to read the part of it inside the file).
  *
@@ -210,7 +203,7 @@ walk_l1 (struct walk *w, uint64_t offset, uint32_t l1_size,
   for (i = 0; i < n; i++)
     if ((l2s[i] & L1E_OFFSET_MASK) != 0)
       l2s[k++] = l2s[i] & L1E_OFFSET_MASK;
-  qsort (l2s, k, sizeof *l2s, compare_u64);
+  sort_u64 (l2s, k);
   for (i = 0; i < k && r == 0; i = j) {
     for (j = i + 1; j < k && l2s[j] == l2s[i]; j++)
       ;

@@ -10,6 +10,7 @@
 #include "qcow2_cluster.h"
 #include "refcount.h"
 #include "q2_error.h"
+#include "sort_u64.h"
 
 #define REFT_OFFSET_MASK   0xfffffffffffffe00ULL
 #define REFT_RESERVED_MASK 0x1ffULL
@@ -168,14 +169,6 @@ check_copied_l2 (struct counter *c, uint64_t l2, uint8_t *buf)
   }
 }
 
-static int
-compare_u64 (const void *a, const void *b)
-{
-  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-
-  return x < y ? -1 : x > y;
-}
-
 /* qemu's check_oflag_copied, over the active L1 and L2 tables.  qemu
  * checks an L2 table once per L1 entry pointing at it; each distinct
  * table is checked once here and its count multiplied, so that the work
@@ -204,7 +197,7 @@ check_copied_flags (struct counter *c)
       c->r->corruptions++;
     l2s[k++] = l2;
   }
-  qsort (l2s, k, sizeof *l2s, compare_u64);
+  sort_u64 (l2s, k);
   for (i = 0; i < k; i = j) {
     for (j = i + 1; j < k && l2s[j] == l2s[i]; j++)
       ;
