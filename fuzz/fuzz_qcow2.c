@@ -8,7 +8,8 @@
  *    at a fixed number of places spread over the disk (chain_block_status,
  *    chain_pread, chain_depth), checking that an extent said to read as
  *    zeros does;
- *  - the depth filter's depth.json (depth_map_json);
+ *  - the depth filter's depth/N views (chain_origin,
+ *    chain_run_allocation) and depth.json (depth_map_json);
  *  - the container view of every qcow2 layer (file/N, file/N.json):
  *    the analysis, its JSON (which must be valid JSON), and bytes and
  *    allocation at a few places.
@@ -165,6 +166,42 @@ exercise_view (struct chain *c, size_t first, size_t last, bool zero_is_hole)
   }
 }
 
+/* What the depth filter's depth/N views ask: the origin of each
+ * extent, and its allocation when it is inside the range.
+ */
+static void
+exercise_origins (struct chain *c)
+{
+  uint64_t size = c->layers[0]->size;
+  unsigned k, j;
+
+  for (k = 0; k < SAMPLES && size > 0; k++) {
+    uint64_t offset = size / SAMPLES * k & ~UINT64_C (511);
+
+    for (j = 0; j < EXTENTS_PER_SAMPLE && offset < size; j++) {
+      struct origin o;
+      uint64_t length, n;
+      uint32_t flags = CHAIN_HOLE | CHAIN_ZERO;
+
+      if (chain_origin (c, 0, c->n - 1, offset, size - offset, &o) == -1)
+        break;
+      if (o.length == 0 || o.length > size - offset ||
+          (o.found && o.layer >= c->n))
+        fail ("chain_origin: bad answer", offset);
+      length = o.length;
+      if (o.found &&
+          chain_run_allocation (c, &o, offset, false, &length, &flags) == 0 &&
+          (length == 0 || length > o.length))
+        fail ("chain_run_allocation: bad length", offset);
+      n = length < READ_CAP ? length : READ_CAP;
+      if (chain_pread (c, 0, c->n - 1, readbuf, n, offset) == 0 &&
+          (flags & CHAIN_ZERO) && !all_zero (readbuf, n))
+        fail ("origin says zero, bytes are not", offset);
+      offset += length;
+    }
+  }
+}
+
 static void
 exercise_container (struct layer *l)
 {
@@ -213,6 +250,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   for (i = 0; i < c->n; i++)
     exercise_view (c, i, i, false);              /* layer/N */
 
+  exercise_origins (c);                          /* depth/N */
   json = depth_map_json (c, &json_len);          /* depth.json */
   if (json && !json_valid (json, json_len))
     fail ("depth.json is not valid JSON", 0);
