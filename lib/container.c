@@ -7,9 +7,11 @@
 
 #include "container.h"
 #include "backing_chain.h"
+#include "json.h"
 #include "metadata_walk.h"
 #include "refcount.h"
 #include "q2_error.h"
+#include "sort_u64.h"
 
 #define REFT_OFFSET_MASK 0xfffffffffffffe00ULL
 
@@ -100,30 +102,75 @@ add_host_range (struct container *c, uint64_t offset, uint64_t len,
   return 0;
 }
 
-/* Clusters past the end of the file with a refcount: walk only the
- * refcount blocks that exist.
+/* Nonzero entries [FROM, TO) of the refcount block at OFFSET (BUF: one
+ * cluster).
+ */
+static int
+refblock_nonzero (struct layer *l, uint64_t offset, uint64_t from,
+                  uint64_t to, uint8_t *buf, uint64_t *n)
+{
+  uint64_t k;
+
+  if (hostfile_pread (&l->file, buf, l->header.cluster_size, offset) == -1)
+    return -1;
+  *n = 0;
+  for (k = from; k < to; k++)
+    *n += refcount_block_entry (buf, l->header.refcount_order, k) != 0;
+  return 0;
+}
+
+/* Clusters past the end of the file with a refcount, from FIRST_CLUSTER
+ * on: walk only the refcount blocks that exist, each distinct block
+ * once however many refcount table entries point at it, so that the
+ * work is bounded by the file (its blocks) and not by the table.
  */
 static int
 count_overrun (struct container *c, uint64_t first_cluster)
 {
   struct layer *l = c->l;
   unsigned block_bits = l->header.cluster_bits + 3 - l->header.refcount_order;
-  uint64_t per_block = UINT64_C (1) << block_bits, i, k, rc;
+  uint64_t per_block = UINT64_C (1) << block_bits, i, j, n = 0, nonzero = 0;
+  uint64_t first = first_cluster >> block_bits;
+  uint64_t *blocks = malloc ((l->reftable_entries + 1) * sizeof *blocks);
+  uint8_t *buf = malloc (l->header.cluster_size);
+  int r = -1;
 
-  for (i = first_cluster >> block_bits; i < l->reftable_entries; i++) {
-    if ((l->reftable[i] & REFT_OFFSET_MASK) == 0 ||
-        (l->reftable[i] & REFT_OFFSET_MASK) >= l->file.size)
-      continue;
-    for (k = i * per_block; k < (i + 1) * per_block; k++) {
-      if (k < first_cluster)
-        continue;
-      if (refcount_get (l, k, &rc) == -1)
-        return -1;
-      if (rc)
-        c->stats.used_overrun += l->header.cluster_size;
-    }
+  if (blocks == NULL || buf == NULL) {
+    q2_error ("malloc: %m");
+    goto out;
   }
-  return 0;
+  for (i = first; i < l->reftable_entries; i++) {
+    uint64_t off = l->reftable[i] & REFT_OFFSET_MASK;
+
+    if (off == 0 || off >= l->file.size)
+      continue;
+    if (off & (l->header.cluster_size - 1)) {
+      q2_error ("%s: refcount block offset %#" PRIx64 " is not aligned "
+                "(refcount table index %" PRIu64 ")", l->file.path, off, i);
+      goto out;
+    }
+    if (i == first) {           /* the block holding FIRST_CLUSTER: part */
+      if (refblock_nonzero (l, off, first_cluster & (per_block - 1),
+                            per_block, buf, &nonzero) == -1)
+        goto out;
+      c->stats.used_overrun += nonzero * l->header.cluster_size;
+    }
+    else
+      blocks[n++] = off;
+  }
+  sort_u64 (blocks, n);
+  for (i = 0; i < n; i = j) {
+    for (j = i + 1; j < n && blocks[j] == blocks[i]; j++)
+      ;
+    if (refblock_nonzero (l, blocks[i], 0, per_block, buf, &nonzero) == -1)
+      goto out;
+    c->stats.used_overrun += (j - i) * nonzero * l->header.cluster_size;
+  }
+  r = 0;
+ out:
+  free (blocks);
+  free (buf);
+  return r;
 }
 
 /* Stored refcounts of the clusters inside the file come from the
@@ -156,26 +203,6 @@ measure (struct container *c)
 }
 
 /* ---- JSON ---- */
-
-static void
-json_string (FILE *fp, const char *s)
-{
-  if (s == NULL) {
-    fputs ("null", fp);
-    return;
-  }
-  fputc ('"', fp);
-  for (; *s; s++) {
-    unsigned char ch = *s;
-    if (ch == '"' || ch == '\\')
-      fprintf (fp, "\\%c", ch);
-    else if (ch < 0x20)
-      fprintf (fp, "\\u%04x", ch);
-    else
-      fputc (ch, fp);
-  }
-  fputc ('"', fp);
-}
 
 static void
 json_features (FILE *fp, uint64_t bits, enum qcow2_feature_type type)
@@ -266,26 +293,82 @@ json_check (FILE *fp, const struct refcount_report *r)
 /* The metadata map: every structure once, sorted by offset; data
  * clusters merged into runs (a cluster shared by snapshots once).
  */
+/* The references of the metadata walk, for the metadata map: one entry
+ * per (kind, offset), which is all the map lists (a structure shared by
+ * several L1 tables is listed once, with the longest length and the
+ * lowest snapshot index).  A hash of (kind, offset) finds the entry
+ * already kept, so that memory is bounded by the distinct structures
+ * the file holds, not by the references to them: L1 entries that all
+ * point at one L2 table full of entries make millions of references
+ * from a file of a few hundred KiB.
+ */
 struct meta_list {
   struct meta_ref *v;
   size_t n, cap;
+  size_t *slots;                /* index + 1 into v, 0: empty */
+  size_t nslots;                /* a power of 2, > 2 * n */
 };
+
+static size_t
+slot_of (const struct meta_list *m, enum meta_kind kind, uint64_t offset)
+{
+  size_t i = ((offset ^ ((uint64_t) kind << 56)) * 0x9e3779b97f4a7c15ULL) >> 7;
+
+  for (i &= m->nslots - 1; m->slots[i]; i = (i + 1) & (m->nslots - 1)) {
+    const struct meta_ref *r = &m->v[m->slots[i] - 1];
+    if (r->kind == kind && r->offset == offset)
+      break;
+  }
+  return i;
+}
+
+static int
+grow (struct meta_list *m)
+{
+  size_t cap = m->cap ? m->cap * 2 : 256, i;
+  struct meta_ref *v = realloc (m->v, cap * sizeof *v);
+
+  if (v == NULL)
+    return q2_error ("realloc: %m");
+  m->v = v;
+  m->cap = cap;
+  free (m->slots);
+  m->nslots = cap * 4;
+  m->slots = calloc (m->nslots, sizeof *m->slots);
+  if (m->slots == NULL)
+    return q2_error ("calloc: %m");
+  for (i = 0; i < m->n; i++)
+    m->slots[slot_of (m, m->v[i].kind, m->v[i].offset)] = i + 1;
+  return 0;
+}
 
 static int
 collect (void *opaque, const struct meta_ref *ref)
 {
   struct meta_list *m = opaque;
+  size_t i;
 
-  if (m->n == m->cap) {
-    size_t cap = m->cap ? m->cap * 2 : 256;
-    struct meta_ref *v = realloc (m->v, cap * sizeof *v);
-    if (v == NULL)
-      return q2_error ("realloc: %m");
-    m->v = v;
-    m->cap = cap;
+  if (m->n == m->cap && grow (m) == -1)
+    return -1;
+  i = slot_of (m, ref->kind, ref->offset);
+  if (m->slots[i]) {
+    struct meta_ref *r = &m->v[m->slots[i] - 1];
+    if (ref->length > r->length)
+      r->length = ref->length;
+    if (ref->snapshot < r->snapshot)
+      r->snapshot = ref->snapshot;
+    return 0;
   }
-  m->v[m->n++] = *ref;
+  m->v[m->n] = *ref;
+  m->slots[i] = ++m->n;
   return 0;
+}
+
+static void
+meta_list_free (struct meta_list *m)
+{
+  free (m->v);
+  free (m->slots);
 }
 
 static bool
@@ -403,10 +486,10 @@ container_open (struct layer *l)
   if (refcount_check (l, &c->check, collect, &m) == -1 || measure (c) == -1 ||
       build_json (c, &m) == -1)
     goto fail;
-  free (m.v);
+  meta_list_free (&m);
   return c;
  fail:
-  free (m.v);
+  meta_list_free (&m);
   container_close (c);
   return NULL;
 }

@@ -8,6 +8,7 @@
 #include "metadata_walk.h"
 #include "be.h"
 #include "q2_error.h"
+#include "sort_u64.h"
 
 #define REFT_OFFSET_MASK  0xfffffffffffffe00ULL
 #define BME_OFFSET_MASK   0x00fffffffffffe00ULL
@@ -20,6 +21,7 @@ struct walk {
   meta_cb cb;
   void *opaque;
   uint8_t *buf;                 /* one cluster */
+  uint64_t count;               /* references each emitted one stands for */
 };
 
 
@@ -40,8 +42,47 @@ static int
 emit (struct walk *w, enum meta_kind kind, uint64_t offset, uint64_t length,
       int snapshot)
 {
-  struct meta_ref r = { kind, offset, length, snapshot, 0 };
+  struct meta_ref r = { kind, offset, length, snapshot, 0, w->count };
   return w->cb (w->opaque, &r);
+}
+
+/* ---- tables that may run past the end of the file ---- */
+
+/* How many of the N entries of ESIZE bytes of a table at OFFSET start
+ * inside the file.  The rest read as zeros, as they do in qemu (its block
+ * layer reads zeros past the end of a file), and a zero entry points
+ * nowhere: they need neither memory nor work.  This keeps allocations
+ * and work bounded by the file, whatever size the metadata claims.
+ */
+static uint64_t
+entries_in_file (const struct walk *w, uint64_t offset, uint64_t n,
+                 unsigned esize)
+{
+  uint64_t size = w->l->file.size, in;
+
+  if (offset >= size)
+    return 0;
+  in = (size - offset + esize - 1) / esize;
+  return n < in ? n : in;
+}
+
+/* Read N big-endian entries at OFFSET into a new host-endian table. */
+static uint64_t *
+read_table (struct walk *w, uint64_t offset, uint64_t n)
+{
+  uint64_t *t = malloc (n ? n * 8 : 1), i;
+
+  if (t == NULL) {
+    q2_error ("malloc: %m");
+    return NULL;
+  }
+  if (hostfile_pread (&w->l->file, t, n * 8, offset) == -1) {
+    free (t);
+    return NULL;
+  }
+  for (i = 0; i < n; i++)
+    t[i] = be64toh (t[i]);
+  return t;
 }
 
 /* ---- header ---- */
@@ -62,7 +103,7 @@ walk_header (struct walk *w)
   if (hostfile_pread (&w->l->file, w->buf, h->cluster_size, 0) == -1)
     return -1;
   while (off + 8 <= end) {
-    struct meta_ref r = { META_HEADER_EXTENSION, off, 8, -1, 0 };
+    struct meta_ref r = { META_HEADER_EXTENSION, off, 8, -1, 0, 1 };
     uint32_t elen = get_be32 (w->buf + off + 4);
 
     r.type = get_be32 (w->buf + off);
@@ -92,7 +133,10 @@ walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
 
   if (emit (w, META_L2, l2_offset, h->cluster_size, snapshot) == -1)
     return -1;
-  if (hostfile_pread (&w->l->file, w->buf, h->cluster_size, l2_offset) == -1)
+  /* Entries past the end of the file are zeros: unallocated. */
+  n = entries_in_file (w, l2_offset, n, h->l2_entry_size);
+  if (hostfile_pread (&w->l->file, w->buf, n * h->l2_entry_size, l2_offset)
+      == -1)
     return -1;
   for (i = 0; i < n; i++) {
     const uint8_t *e = w->buf + i * h->l2_entry_size;
@@ -125,13 +169,20 @@ walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
 }
 
 /* An L1 table of L1_SIZE entries at OFFSET (TABLE: already in memory,
- * host endian, or NULL to read it).
+ * host endian, or NULL to read the part of it inside the file).
+ *
+ * Each distinct L2 table is walked once, its references standing for
+ * as many as there are L1 entries pointing at it (w->count): the counts
+ * are qemu-img check's, which walks the table once per entry, but the
+ * work is bounded by the tables in the file, not by the L1 entries
+ * (131072 entries pointing at one full L2 table would otherwise be a
+ * billion references from a 1 MiB file).
  */
 static int
 walk_l1 (struct walk *w, uint64_t offset, uint32_t l1_size,
          const uint64_t *table, int snapshot)
 {
-  uint64_t *t = NULL, i;
+  uint64_t *l2s, i, j, n = l1_size, k = 0;
   int r = 0;
 
   if (l1_size == 0)
@@ -139,24 +190,27 @@ walk_l1 (struct walk *w, uint64_t offset, uint32_t l1_size,
   if (emit (w, META_L1, offset, (uint64_t) l1_size * 8, snapshot) == -1)
     return -1;
   if (table == NULL) {
-    t = malloc ((uint64_t) l1_size * 8);
-    if (t == NULL)
-      return q2_error ("malloc: %m");
-    if (hostfile_pread (&w->l->file, t, (uint64_t) l1_size * 8, offset)
-        == -1) {
-      free (t);
-      return -1;
-    }
-    for (i = 0; i < l1_size; i++)
-      t[i] = be64toh (t[i]);
-    table = t;
+    n = entries_in_file (w, offset, l1_size, 8);
+    l2s = read_table (w, offset, n);
   }
-  for (i = 0; i < l1_size && r == 0; i++) {
-    uint64_t l2 = table[i] & L1E_OFFSET_MASK;
-    if (l2 != 0)
-      r = walk_l2 (w, l2, snapshot);
+  else if ((l2s = malloc (n * 8)) != NULL)
+    memcpy (l2s, table, n * 8);
+  else
+    q2_error ("malloc: %m");
+  if (l2s == NULL)
+    return -1;
+  for (i = 0; i < n; i++)
+    if ((l2s[i] & L1E_OFFSET_MASK) != 0)
+      l2s[k++] = l2s[i] & L1E_OFFSET_MASK;
+  sort_u64 (l2s, k);
+  for (i = 0; i < k && r == 0; i = j) {
+    for (j = i + 1; j < k && l2s[j] == l2s[i]; j++)
+      ;
+    w->count = j - i;
+    r = walk_l2 (w, l2s[i], snapshot);
+    w->count = 1;
   }
-  free (t);
+  free (l2s);
   return r;
 }
 
@@ -213,23 +267,22 @@ walk_snapshots (struct walk *w)
 static int
 walk_bitmap_table (struct walk *w, uint64_t offset, uint32_t size)
 {
-  uint64_t *t, i;
+  uint64_t *t, i, n;
   int r = 0;
 
   if (size > MAX_BITMAP_TABLE)
     return q2_error ("%s: bitmap table at %#" PRIx64 " is too large",
                      w->l->file.path, offset);
+  if (size == 0)
+    return 0;
   if (emit (w, META_BITMAP_TABLE, offset, (uint64_t) size * 8, -1) == -1)
     return -1;
-  t = malloc (size ? (uint64_t) size * 8 : 1);
+  n = entries_in_file (w, offset, size, 8);
+  t = read_table (w, offset, n);
   if (t == NULL)
-    return q2_error ("malloc: %m");
-  if (hostfile_pread (&w->l->file, t, (uint64_t) size * 8, offset) == -1) {
-    free (t);
     return -1;
-  }
-  for (i = 0; i < size && r == 0; i++) {
-    uint64_t data = be64toh (t[i]) & BME_OFFSET_MASK;
+  for (i = 0; i < n && r == 0; i++) {
+    uint64_t data = t[i] & BME_OFFSET_MASK;
     if (data)
       r = emit (w, META_BITMAP_DATA, data, w->l->header.cluster_size, -1);
   }
@@ -244,8 +297,8 @@ static int
 walk_bitmaps (struct walk *w)
 {
   const struct qcow2_header *h = &w->l->header;
-  uint64_t size = h->bitmap_directory_size, off = 0;
-  uint8_t *dir;
+  uint64_t size = h->bitmap_directory_size, off = 0, avail;
+  uint8_t *dir, e[BITMAP_ENTRY_HEAD];
   uint32_t i;
   int r = 0;
 
@@ -257,21 +310,31 @@ walk_bitmaps (struct walk *w)
   if (emit (w, META_BITMAP_DIRECTORY, h->bitmap_directory_offset, size, -1)
       == -1)
     return -1;
-  dir = malloc (size ? size : 1);
+  /* Only the part inside the file is read: past it, entries are zeros
+   * (a bitmap with no table), as the tables in entries_in_file.
+   */
+  avail = entries_in_file (w, h->bitmap_directory_offset, (size + 7) / 8, 8) * 8;
+  avail = avail < size ? avail : size;
+  dir = malloc (avail ? avail : 1);
   if (dir == NULL)
     return q2_error ("malloc: %m");
-  if (hostfile_pread (&w->l->file, dir, size, h->bitmap_directory_offset)
+  if (hostfile_pread (&w->l->file, dir, avail, h->bitmap_directory_offset)
       == -1) {
     free (dir);
     return -1;
   }
   for (i = 0; i < h->nb_bitmaps && r == 0; i++) {
-    const uint8_t *e = dir + off;
-
+    if (off >= avail) {         /* all the remaining entries are zeros */
+      if (off + (uint64_t) (h->nb_bitmaps - i) * BITMAP_ENTRY_HEAD > size)
+        r = q2_error ("%s: bitmap directory is truncated", w->l->file.path);
+      break;
+    }
     if (off + BITMAP_ENTRY_HEAD > size) {
       r = q2_error ("%s: bitmap directory is truncated", w->l->file.path);
       break;
     }
+    memset (e, 0, sizeof e);
+    memcpy (e, dir + off, avail - off < sizeof e ? avail - off : sizeof e);
     r = walk_bitmap_table (w, get_be64 (e), get_be32 (e + 8));
     off += BITMAP_ENTRY_HEAD + (uint64_t) get_be32 (e + 20) + get_be16 (e + 18);
     off = (off + 7) & ~UINT64_C (7);
@@ -283,7 +346,7 @@ walk_bitmaps (struct walk *w)
 int
 metadata_walk (struct layer *l, meta_cb cb, void *opaque)
 {
-  struct walk w = { l, cb, opaque, malloc (l->header.cluster_size) };
+  struct walk w = { l, cb, opaque, malloc (l->header.cluster_size), 1 };
   int r;
 
   if (w.buf == NULL)

@@ -40,10 +40,14 @@ struct meta_ref {
   uint64_t length;
   int snapshot;           /* -1: active state; else snapshot index */
   uint32_t type;          /* META_HEADER_EXTENSION: extension type */
+  uint64_t count;         /* how many references this one stands for */
 };
 
-/* Called once per reference (an L2 table shared by two L1 tables is
- * reported twice, as qemu-img check counts it).  Return -1 to stop.
+/* Called for every reference (an L2 table shared by two L1 tables is
+ * reported twice, as qemu-img check counts it; but several entries of
+ * one L1 table pointing at the same L2 table give one call for the L2
+ * table and one per reference in it, with COUNT set to the number of
+ * entries).  Return -1 to stop.
  */
 typedef int (*meta_cb) (void *opaque, const struct meta_ref *ref);
 

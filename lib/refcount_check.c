@@ -10,6 +10,7 @@
 #include "qcow2_cluster.h"
 #include "refcount.h"
 #include "q2_error.h"
+#include "sort_u64.h"
 
 #define REFT_OFFSET_MASK   0xfffffffffffffe00ULL
 #define REFT_RESERVED_MASK 0x1ffULL
@@ -25,29 +26,34 @@ struct counter {
   void *observer_opaque;
 };
 
-/* qemu's qcow2_inc_refcounts_imrt: a region may overrun the end of the
- * file by less than a cluster (the last cluster may be partly written);
- * more than that is a corruption and the region is not counted.
+/* qemu's qcow2_inc_refcounts_imrt, COUNT times: a region may overrun
+ * the end of the file by less than a cluster (the last cluster may be
+ * partly written); more than that is a corruption and the region is not
+ * counted.  Each reference past the largest storable refcount is a
+ * corruption (refcount overflow).
  */
 static void
-count_region (struct counter *c, uint64_t offset, uint64_t size)
+count_region (struct counter *c, uint64_t offset, uint64_t size,
+              uint64_t count)
 {
   unsigned bits = c->l->header.cluster_bits;
-  uint64_t k, last;
+  uint64_t k, last, total;
 
   if (size == 0)
     return;
   if (offset + size >= c->file_len + (UINT64_C (1) << bits) ||
       offset + size < offset) {
-    c->r->corruptions++;
+    c->r->corruptions += count;
     return;
   }
   last = (offset + size - 1) >> bits;
   for (k = offset >> bits; k <= last; k++) {
-    if (c->refs[k] >= c->max)
-      c->r->corruptions++;      /* refcount overflow */
-    else
-      c->refs[k]++;
+    total = c->refs[k] + count;
+    if (total > c->max) {
+      c->r->corruptions += total - c->max;
+      total = c->max;
+    }
+    c->refs[k] = total;
   }
 }
 
@@ -65,7 +71,7 @@ count_ref (void *opaque, const struct meta_ref *ref)
     return -1;
   switch (ref->kind) {
   case META_HEADER:
-    count_region (c, 0, cs);
+    count_region (c, 0, cs, 1);
     break;
   case META_HEADER_EXTENSION:
   case META_BACKING_NAME:
@@ -75,13 +81,14 @@ count_ref (void *opaque, const struct meta_ref *ref)
   case META_ZERO_ALLOC:
   case META_COMPRESSED:
     if (ref->snapshot == -1) {
-      c->r->allocated_clusters++;
-      c->r->compressed_clusters += ref->kind == META_COMPRESSED;
+      c->r->allocated_clusters += ref->count;
+      if (ref->kind == META_COMPRESSED)
+        c->r->compressed_clusters += ref->count;
     }
-    count_region (c, ref->offset, ref->length);
+    count_region (c, ref->offset, ref->length, ref->count);
     break;
   default:
-    count_region (c, ref->offset, ref->length);
+    count_region (c, ref->offset, ref->length, ref->count);
     break;
   }
   return 0;
@@ -106,7 +113,7 @@ check_refblocks (struct counter *c)
     }
     if (offset == 0)
       continue;
-    count_region (c, offset, l->header.cluster_size);
+    count_region (c, offset, l->header.cluster_size, 1);
     if (c->refs[cluster] != 1)
       c->r->corruptions++;
   }
@@ -144,34 +151,69 @@ check_copied (struct counter *c, uint64_t entry, uint64_t cluster)
     c->r->corruptions++;
 }
 
-/* qemu's check_oflag_copied, over the active L1 and L2 tables. */
+/* The COPIED flags of the L2 table at L2 (BUF: one cluster). */
+static void
+check_copied_l2 (struct counter *c, uint64_t l2, uint8_t *buf)
+{
+  struct layer *l = c->l;
+  const struct qcow2_header *h = &l->header;
+  uint64_t n = h->cluster_size / h->l2_entry_size, j, host, v;
+
+  /* Entries past the end of the file are zeros: nothing to check. */
+  if (l2 >= l->file.size)
+    return;
+  if (n > (l->file.size - l2 + h->l2_entry_size - 1) / h->l2_entry_size)
+    n = (l->file.size - l2 + h->l2_entry_size - 1) / h->l2_entry_size;
+  if (hostfile_pread (&l->file, buf, n * h->l2_entry_size, l2) == -1)
+    return;
+  for (j = 0; j < n; j++) {
+    v = get_be64 (buf + j * h->l2_entry_size);
+    if (copied_flag_applies (l, v, &host))
+      check_copied (c, v, host >> h->cluster_bits);
+  }
+}
+
+/* qemu's check_oflag_copied, over the active L1 and L2 tables.  qemu
+ * checks an L2 table once per L1 entry pointing at it; each distinct
+ * table is checked once here and its count multiplied, so that the work
+ * is bounded by the tables in the file.
+ */
 static int
 check_copied_flags (struct counter *c)
 {
   struct layer *l = c->l;
   const struct qcow2_header *h = &l->header;
-  uint64_t n = h->cluster_size / h->l2_entry_size, i, j, host, v;
-  uint8_t *table = malloc (h->cluster_size);
+  uint8_t *buf = malloc (h->cluster_size);
+  uint64_t *l2s = malloc ((h->l1_size + 1) * sizeof *l2s);
+  uint64_t i, j, k = 0, stored, before;
+  int r = -1;
 
-  if (table == NULL)
-    return q2_error ("malloc: %m");
+  if (buf == NULL || l2s == NULL) {
+    q2_error ("malloc: %m");
+    goto out;
+  }
   for (i = 0; i < h->l1_size; i++) {
-    uint64_t l2 = l->l1[i] & L1E_OFFSET_MASK, stored;
+    uint64_t l2 = l->l1[i] & L1E_OFFSET_MASK;
 
     if (l2 == 0 || refcount_get (l, l2 >> h->cluster_bits, &stored) == -1)
       continue;
     if ((stored == 1) != ((l->l1[i] & QCOW_OFLAG_COPIED) != 0))
       c->r->corruptions++;
-    if (hostfile_pread (&l->file, table, h->cluster_size, l2) == -1)
-      continue;
-    for (j = 0; j < n; j++) {
-      v = get_be64 (table + j * h->l2_entry_size);
-      if (copied_flag_applies (l, v, &host))
-        check_copied (c, v, host >> h->cluster_bits);
-    }
+    l2s[k++] = l2;
   }
-  free (table);
-  return 0;
+  sort_u64 (l2s, k);
+  for (i = 0; i < k; i = j) {
+    for (j = i + 1; j < k && l2s[j] == l2s[i]; j++)
+      ;
+    before = c->r->corruptions;
+    check_copied_l2 (c, l2s[i], buf);
+    c->r->corruptions += (c->r->corruptions - before) * (j - i - 1);
+  }
+  r = 0;
+ out:
+  free (buf);
+  free (l2s);
+  return r;
 }
 
 /* qemu's compare_refcounts, and the in-use bitmap. */

@@ -6,4 +6,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     build-essential autoconf automake libtool pkg-config perl \
     nbdkit nbdkit-plugin-dev libnbd-bin libnbd-dev python3-libnbd \
-    qemu-utils zlib1g-dev libzstd-dev libdeflate-dev nettle-dev jq
+    qemu-utils zlib1g-dev libzstd-dev libdeflate-dev nettle-dev jq \
+    clang libclang-rt-14-dev
