@@ -457,6 +457,16 @@ qemu_map_json() {
     fi
 }
 
+# nbd_python: the python3 that has libnbd's bindings (Debian's
+# python3-libnbd), printed; a hard error if there is none.
+nbd_python() {
+    local p
+    for p in /usr/bin/python3 python3; do
+        if "$p" -c 'import nbd' 2> /dev/null; then echo "$p"; return 0; fi
+    done
+    hard_error "no python3 with the nbd module (install python3-libnbd)"
+}
+
 # json_unpad FILE OUT : FILE is a JSON export, padded with spaces before
 # its final newline to a multiple of 4096 bytes (lib/json_pad.c, for
 # nbdkit's blocksize filter); check that, and write the document without

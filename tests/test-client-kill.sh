@@ -23,12 +23,7 @@ source "$testsdir/depth-functions.sh"
 thread_model=${QCOW2MAP_TEST_THREAD_MODEL:-auto}
 RANDOM=20261123                  # fixed seed: same faults, same order
 
-# python3 with the libnbd bindings (python3-libnbd is Debian's).
-py=
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import nbd' 2>/dev/null; then py=$p; break; fi
-done
-[ -n "$py" ] || hard_error "no python3 with the libnbd module (python3-libnbd)"
+py=$(nbd_python)
 
 # --- the chain: 8 MiB of half random, half compressible bytes, compressed.
 head -c 4M /dev/urandom > src.raw

@@ -12,12 +12,7 @@
 # that it evicted (more misses than slots).
 source "$(dirname "$0")/functions.sh"
 
-# A python3 with libnbd's bindings (python3-libnbd).
-py=
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import nbd' 2> /dev/null; then py=$p; break; fi
-done
-[ -n "$py" ] || hard_error "no python3 with the nbd module (install python3-libnbd)"
+py=$(nbd_python)
 export CC_PY=$py CC_READERS="$top_srcdir/tests/nbd-readers.py"
 
 # 6 MiB: text (compresses well), random (stored uncompressed by qemu),

@@ -11,11 +11,7 @@
 # the plugin); a 2-layer chain whose data comes from both layers.
 source "$(dirname "$0")/functions.sh"
 
-py=
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import nbd' 2> /dev/null; then py=$p; break; fi
-done
-[ -n "$py" ] || hard_error "no python3 with the nbd module (install python3-libnbd)"
+py=$(nbd_python)
 export RO_PY=$py
 
 mkimg plain.qcow2 256M

@@ -17,11 +17,7 @@
 #     read of it does.
 source "$(dirname "$0")/functions.sh"
 
-py=
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import nbd' 2> /dev/null; then py=$p; break; fi
-done
-[ -n "$py" ] || hard_error "no python3 with the nbd module (install python3-libnbd)"
+py=$(nbd_python)
 export NC_PY=$py
 : "${FILTER:=$top_builddir/filter-depth/.libs/nbdkit-depth-filter.so}"
 

@@ -17,13 +17,7 @@
 #include "cluster_cache.h"
 #include "q2_error.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do {                                   \
-    if (cond) { printf ("ok   "); printf (__VA_ARGS__); }       \
-    else { printf ("FAIL "); printf (__VA_ARGS__); failures++; }\
-    printf ("\n");                                              \
-  } while (0)
+#include "unit.h"
 
 #define CS 4096
 

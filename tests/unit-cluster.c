@@ -10,13 +10,7 @@
 #include "qcow2_cluster.h"
 #include "refcount.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do {                                   \
-    if (cond) { printf ("ok   "); printf (__VA_ARGS__); }       \
-    else { printf ("FAIL "); printf (__VA_ARGS__); failures++; }\
-    printf ("\n");                                              \
-  } while (0)
+#include "unit.h"
 
 static void
 test_standard (void)

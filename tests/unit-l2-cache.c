@@ -12,13 +12,7 @@
 
 #include "l2_cache.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do {                                   \
-    if (cond) { printf ("ok   "); printf (__VA_ARGS__); }       \
-    else { printf ("FAIL "); printf (__VA_ARGS__); failures++; }\
-    printf ("\n");                                              \
-  } while (0)
+#include "unit.h"
 
 static void
 fill (unsigned char *s, unsigned seed)
