@@ -13,7 +13,6 @@
 #include "q2_error.h"
 #include "sort_u64.h"
 
-#define REFT_OFFSET_MASK 0xfffffffffffffe00ULL
 
 /* ---- in-use runs ---- */
 

@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include "metadata_walk.h"
+#include "refcount.h"
 #include "be.h"
 #include "q2_error.h"
 #include "sort_u64.h"
 
-#define REFT_OFFSET_MASK  0xfffffffffffffe00ULL
 #define BME_OFFSET_MASK   0x00fffffffffffe00ULL
 #define BITMAP_ENTRY_HEAD 24
 #define MAX_BITMAP_DIR    (64 * 1024 * 1024)

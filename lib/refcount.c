@@ -10,7 +10,6 @@
 #include "layer.h"
 #include "q2_error.h"
 
-#define REFT_OFFSET_MASK 0xfffffffffffffe00ULL
 
 uint64_t
 refcount_block_entry (const uint8_t *block, unsigned order, uint64_t index)

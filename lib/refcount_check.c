@@ -12,7 +12,6 @@
 #include "q2_error.h"
 #include "sort_u64.h"
 
-#define REFT_OFFSET_MASK   0xfffffffffffffe00ULL
 #define REFT_RESERVED_MASK 0x1ffULL
 #define MAX_CHECK_CLUSTERS (UINT64_C (1) << 28)   /* 1 GiB of counters */
 
