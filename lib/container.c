@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "container.h"
+#include "qcow2_geometry.h"
 #include "backing_chain.h"
 #include "json.h"
 #include "metadata_walk.h"
@@ -143,7 +144,7 @@ count_overrun (struct container *c, uint64_t first_cluster)
 
     if (off == 0 || off >= l->file.size)
       continue;
-    if (off & (l->header.cluster_size - 1)) {
+    if (offset_into_cluster (&l->header, off)) {
       q2_error ("%s: refcount block offset %#" PRIx64 " is not aligned "
                 "(refcount table index %" PRIu64 ")", l->file.path, off, i);
       goto out;

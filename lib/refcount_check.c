@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "refcount_check.h"
+#include "qcow2_geometry.h"
 #include "be.h"
 #include "qcow2_cluster.h"
 #include "refcount.h"
@@ -105,7 +106,7 @@ check_refblocks (struct counter *c)
     uint64_t cluster = offset >> l->header.cluster_bits;
 
     if ((l->reftable[i] & REFT_RESERVED_MASK) ||
-        (offset & (l->header.cluster_size - 1)) ||
+        offset_into_cluster (&l->header, offset) ||
         cluster >= c->r->file_clusters) {
       c->r->corruptions++;
       continue;
@@ -255,8 +256,8 @@ refcount_check (struct layer *l, struct refcount_report *r,
   c.file_len = (l->file.size + 511) & ~UINT64_C (511);
   c.max = h->refcount_order >= 5 ? UINT32_MAX
                                  : (UINT64_C (1) << (1 << h->refcount_order)) - 1;
-  r->file_clusters = (c.file_len + h->cluster_size - 1) >> h->cluster_bits;
-  r->total_clusters = (h->size + h->cluster_size - 1) >> h->cluster_bits;
+  r->file_clusters = size_to_clusters (h, c.file_len);
+  r->total_clusters = size_to_clusters (h, h->size);
   if (r->file_clusters > MAX_CHECK_CLUSTERS)
     return q2_error ("%s: file has too many clusters (%" PRIu64 ") to check",
                      l->file.path, r->file_clusters);
