@@ -8,13 +8,9 @@
 #include "metadata_walk.h"
 #include "refcount.h"
 #include "be.h"
+#include "bitmap_directory.h"
 #include "q2_error.h"
 #include "sort_u64.h"
-
-#define BME_OFFSET_MASK   0x00fffffffffffe00ULL
-#define BITMAP_ENTRY_HEAD 24
-#define MAX_BITMAP_DIR    (64 * 1024 * 1024)
-#define MAX_BITMAP_TABLE  (1024 * 1024 * 1024 / 8)
 
 struct walk {
   struct layer *l;
@@ -270,9 +266,7 @@ walk_bitmap_table (struct walk *w, uint64_t offset, uint32_t size)
   uint64_t *t, i, n;
   int r = 0;
 
-  if (size > MAX_BITMAP_TABLE)
-    return q2_error ("%s: bitmap table at %#" PRIx64 " is too large",
-                     w->l->file.path, offset);
+  /* SIZE was bounded at open (qcow2_bitmap_directory_read). */
   if (size == 0)
     return 0;
   if (emit (w, META_BITMAP_TABLE, offset, (uint64_t) size * 8, -1) == -1)
@@ -282,7 +276,7 @@ walk_bitmap_table (struct walk *w, uint64_t offset, uint32_t size)
   if (t == NULL)
     return -1;
   for (i = 0; i < n && r == 0; i++) {
-    uint64_t data = t[i] & BME_OFFSET_MASK;
+    uint64_t data = t[i] & QCOW2_BITMAP_TABLE_OFFSET_MASK;
     if (data)
       r = emit (w, META_BITMAP_DATA, data, w->l->header.cluster_size, -1);
   }
@@ -290,57 +284,27 @@ walk_bitmap_table (struct walk *w, uint64_t offset, uint32_t size)
   return r;
 }
 
-/* Bitmaps count only when the autoclear bit says the extension is
- * valid: otherwise qemu ignores them, and so does qemu-img check.
+/* The bitmap directory was read and checked at open (l->bitmaps):
+ * empty unless the extension is in effect (its autoclear bit set),
+ * which is when qemu, and qemu-img check, count the bitmaps.
  */
 static int
 walk_bitmaps (struct walk *w)
 {
   const struct qcow2_header *h = &w->l->header;
-  uint64_t size = h->bitmap_directory_size, off = 0, avail;
-  uint8_t *dir, e[BITMAP_ENTRY_HEAD];
+  const struct qcow2_bitmap_directory *d = &w->l->bitmaps;
   uint32_t i;
-  int r = 0;
 
-  if (!h->has_bitmaps_ext || !(h->autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)
-      || h->nb_bitmaps == 0)
+  if (d->count == 0)
     return 0;
-  if (size > MAX_BITMAP_DIR)
-    return q2_error ("%s: bitmap directory is too large", w->l->file.path);
-  if (emit (w, META_BITMAP_DIRECTORY, h->bitmap_directory_offset, size, -1)
-      == -1)
+  if (emit (w, META_BITMAP_DIRECTORY, h->bitmap_directory_offset,
+            h->bitmap_directory_size, -1) == -1)
     return -1;
-  /* Only the part inside the file is read: past it, entries are zeros
-   * (a bitmap with no table), as the tables in entries_in_file.
-   */
-  avail = entries_in_file (w, h->bitmap_directory_offset, (size + 7) / 8, 8) * 8;
-  avail = avail < size ? avail : size;
-  dir = malloc (avail ? avail : 1);
-  if (dir == NULL)
-    return q2_error ("malloc: %m");
-  if (hostfile_pread (&w->l->file, dir, avail, h->bitmap_directory_offset)
-      == -1) {
-    free (dir);
-    return -1;
-  }
-  for (i = 0; i < h->nb_bitmaps && r == 0; i++) {
-    if (off >= avail) {         /* all the remaining entries are zeros */
-      if (off + (uint64_t) (h->nb_bitmaps - i) * BITMAP_ENTRY_HEAD > size)
-        r = q2_error ("%s: bitmap directory is truncated", w->l->file.path);
-      break;
-    }
-    if (off + BITMAP_ENTRY_HEAD > size) {
-      r = q2_error ("%s: bitmap directory is truncated", w->l->file.path);
-      break;
-    }
-    memset (e, 0, sizeof e);
-    memcpy (e, dir + off, avail - off < sizeof e ? avail - off : sizeof e);
-    r = walk_bitmap_table (w, get_be64 (e), get_be32 (e + 8));
-    off += BITMAP_ENTRY_HEAD + (uint64_t) get_be32 (e + 20) + get_be16 (e + 18);
-    off = (off + 7) & ~UINT64_C (7);
-  }
-  free (dir);
-  return r;
+  for (i = 0; i < d->count; i++)
+    if (walk_bitmap_table (w, d->entries[i].table_offset,
+                           d->entries[i].table_size) == -1)
+      return -1;
+  return 0;
 }
 
 int
