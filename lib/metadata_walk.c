@@ -87,30 +87,23 @@ static int
 walk_header (struct walk *w)
 {
   const struct qcow2_header *h = &w->l->header;
-  uint64_t off = h->header_length;
-  uint64_t end = h->backing_file_offset ? h->backing_file_offset
-                                        : h->cluster_size;
+  size_t i;
 
   if (emit (w, META_HEADER, 0, h->header_length, -1) == -1)
     return -1;
-  /* Extensions were validated at open; re-read their heads. */
-  if (end > w->l->file.size)
-    end = w->l->file.size;
-  if (hostfile_pread (&w->l->file, w->buf, h->cluster_size, 0) == -1)
-    return -1;
-  while (off + 8 <= end) {
-    struct meta_ref r = { META_HEADER_EXTENSION, off, 8, -1, 0, 1 };
-    uint32_t elen = get_be32 (w->buf + off + 4);
+  /* Extensions were read and validated at open.  An end mark past the
+   * end of the file (read as zeros) is not in the file: not listed.
+   */
+  for (i = 0; i < h->nb_extensions; i++) {
+    const struct qcow2_header_extension *e = &h->extensions[i];
+    struct meta_ref r = { META_HEADER_EXTENSION, e->offset, 8, -1, e->type, 1 };
 
-    r.type = get_be32 (w->buf + off);
-    r.length = 8 + ((elen + 7) & ~7U);
-    if (r.type == QCOW2_EXT_END)
-      r.length = 8;
+    if (e->offset + 8 > w->l->file.size)
+      break;
+    if (e->type != QCOW2_EXT_END)
+      r.length = 8 + ((e->length + UINT64_C (7)) & ~UINT64_C (7));
     if (w->cb (w->opaque, &r) == -1)
       return -1;
-    if (r.type == QCOW2_EXT_END)
-      break;
-    off += r.length;
   }
   if (h->backing_file_offset && h->backing_file_size &&
       emit (w, META_BACKING_NAME, h->backing_file_offset,
