@@ -15,6 +15,7 @@
 struct walk {
   struct layer *l;
   meta_cb cb;
+  meta_l2_cb l2_cb;             /* or NULL */
   void *opaque;
   uint8_t *buf;                 /* one cluster */
   uint64_t count;               /* references each emitted one stands for */
@@ -126,6 +127,9 @@ walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
   n = entries_in_file (w, l2_offset, n, h->l2_entry_size);
   if (hostfile_pread (&w->l->file, w->buf, n * h->l2_entry_size, l2_offset)
       == -1)
+    return -1;
+  if (w->l2_cb &&
+      w->l2_cb (w->opaque, l2_offset, w->buf, n, snapshot, w->count) == -1)
     return -1;
   for (i = 0; i < n; i++) {
     const uint8_t *e = w->buf + i * h->l2_entry_size;
@@ -303,7 +307,14 @@ walk_bitmaps (struct walk *w)
 int
 metadata_walk (struct layer *l, meta_cb cb, void *opaque)
 {
-  struct walk w = { l, cb, opaque, malloc (l->header.cluster_size), 1 };
+  return metadata_walk_l2 (l, cb, NULL, opaque);
+}
+
+int
+metadata_walk_l2 (struct layer *l, meta_cb cb, meta_l2_cb l2_cb, void *opaque)
+{
+  struct walk w = { l, cb, l2_cb, opaque, malloc (l->header.cluster_size),
+                    1 };
   int r;
 
   if (w.buf == NULL)
