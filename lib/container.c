@@ -74,7 +74,7 @@ struct container *
 container_open (struct layer *l)
 {
   struct container *c = calloc (1, sizeof *c);
-  struct meta_list m = { 0 };
+  CLEANUP_META_LIST struct meta_list m = { 0 };
 
   if (c == NULL) {
     q2_error ("calloc: %m");
@@ -83,21 +83,19 @@ container_open (struct layer *l)
   c->l = l;
   if (l->format != LAYER_QCOW2) {
     q2_error ("%s: a raw layer has no container view", l->file.path);
-    goto fail;
+    container_close (c);
+    return NULL;
   }
   /* One metadata walk: the check counts the references and hands them
-   * on to collect () for the metadata map.
+   * on to meta_list_collect () for the metadata map.
    */
   if (refcount_check (l, &c->check, meta_list_collect, &m) == -1 ||
       container_stats_measure (l, &c->check, &c->stats) == -1 ||
-      container_json_build (c, &m) == -1)
-    goto fail;
-  meta_list_free (&m);
+      container_json_build (c, &m) == -1) {
+    container_close (c);
+    return NULL;
+  }
   return c;
- fail:
-  meta_list_free (&m);
-  container_close (c);
-  return NULL;
 }
 
 void

@@ -23,6 +23,7 @@ struct meta_list {
  */
 int meta_list_collect (void *opaque, const struct meta_ref *ref);
 void meta_list_free (struct meta_list *m);
+#define CLEANUP_META_LIST __attribute__ ((cleanup (meta_list_free)))
 
 /* Write C's report, with the metadata map M (sorted and merged here),
  * into c->json.  Returns 0 or -1 with q2_error set.

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "container_stats.h"
+#include "cleanup.h"
 #include "qcow2_geometry.h"
 #include "refcount.h"
 #include "q2_error.h"
@@ -61,31 +62,29 @@ refblock_nonzero (struct layer *l, uint64_t offset, uint64_t from,
 static int
 count_overrun (struct layer *l, struct container_stats *s,
                uint64_t first_cluster)
-{  unsigned block_bits = l->header.cluster_bits + 3 - l->header.refcount_order;
+{
+  unsigned block_bits = l->header.cluster_bits + 3 - l->header.refcount_order;
   uint64_t per_block = UINT64_C (1) << block_bits, i, j, n = 0, nonzero = 0;
   uint64_t first = first_cluster >> block_bits;
-  uint64_t *blocks = malloc ((l->reftable_entries + 1) * sizeof *blocks);
-  uint8_t *buf = malloc (l->header.cluster_size);
-  int r = -1;
+  CLEANUP_FREE uint64_t *blocks =
+    malloc ((l->reftable_entries + 1) * sizeof *blocks);
+  CLEANUP_FREE uint8_t *buf = malloc (l->header.cluster_size);
 
-  if (blocks == NULL || buf == NULL) {
-    q2_error ("malloc: %m");
-    goto out;
-  }
+  if (blocks == NULL || buf == NULL)
+    return q2_error ("malloc: %m");
   for (i = first; i < l->reftable_entries; i++) {
     uint64_t off = l->reftable[i] & REFT_OFFSET_MASK;
 
     if (off == 0 || off >= l->file.size)
       continue;
-    if (offset_into_cluster (&l->header, off)) {
-      q2_error ("%s: refcount block offset %#" PRIx64 " is not aligned "
-                "(refcount table index %" PRIu64 ")", l->file.path, off, i);
-      goto out;
-    }
+    if (offset_into_cluster (&l->header, off))
+      return q2_error ("%s: refcount block offset %#" PRIx64 " is not "
+                       "aligned (refcount table index %" PRIu64 ")",
+                       l->file.path, off, i);
     if (i == first) {           /* the block holding FIRST_CLUSTER: part */
       if (refblock_nonzero (l, off, first_cluster & (per_block - 1),
                             per_block, buf, &nonzero) == -1)
-        goto out;
+        return -1;
       s->used_overrun += nonzero * l->header.cluster_size;
     }
     else
@@ -96,14 +95,10 @@ count_overrun (struct layer *l, struct container_stats *s,
     for (j = i + 1; j < n && blocks[j] == blocks[i]; j++)
       ;
     if (refblock_nonzero (l, blocks[i], 0, per_block, buf, &nonzero) == -1)
-      goto out;
+      return -1;
     s->used_overrun += (j - i) * nonzero * l->header.cluster_size;
   }
-  r = 0;
- out:
-  free (blocks);
-  free (buf);
-  return r;
+  return 0;
 }
 
 /* Stored refcounts of the clusters inside the file come from the
@@ -112,7 +107,8 @@ count_overrun (struct layer *l, struct container_stats *s,
 int
 container_stats_measure (struct layer *l, const struct refcount_report *check,
                          struct container_stats *s)
-{  uint64_t cs = l->header.cluster_size, size = l->file.size;
+{
+  uint64_t cs = l->header.cluster_size, size = l->file.size;
   uint64_t nclusters = (size + cs - 1) / cs, k, start = 0;
   bool run_used = false;
 
