@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "backing_chain.h"
+#include "qcow2_geometry.h"
 #include "filename.h"
 #include "q2_error.h"
 
@@ -160,7 +161,7 @@ l2_bytes_needed (const struct layer *l)
 
   if (l->format != LAYER_QCOW2)
     return 0;
-  table_span = h->cluster_size << h->l2_bits;   /* guest bytes per table */
+  table_span = l2_table_span (h);
   tables = l->size / table_span + (l->size % table_span != 0);
   slice = h->cluster_size < L2_SLICE_BYTES ? h->cluster_size : L2_SLICE_BYTES;
   /* each table is cluster_size bytes, cached in slices */

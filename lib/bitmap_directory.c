@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bitmap_directory.h"
+#include "qcow2_geometry.h"
 #include "be.h"
 #include "q2_error.h"
 
@@ -61,7 +62,7 @@ entry_fault (const struct qcow2_bitmap *e, const struct qcow2_header *h,
 
   if (e->table_size == 0 || e->table_size > MAX_TABLE_SIZE)
     return "bitmap_table_size";
-  if (e->table_offset == 0 || (e->table_offset & (h->cluster_size - 1)))
+  if (e->table_offset == 0 || offset_into_cluster (h, e->table_offset))
     return "bitmap_table_offset";
   if (e->granularity_bits > MAX_GRANULARITY_BITS ||
       e->granularity_bits < MIN_GRANULARITY_BITS)

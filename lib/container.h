@@ -12,12 +12,9 @@
 
 #include "allocation.h"
 #include "layer.h"
+#include "container_stats.h"
 #include "refcount_check.h"
 
-struct container_stats {
-  uint64_t used_data, used_zero, used_discarded, used_overrun;
-  uint64_t unused_data, unused_zero, unused_discarded;
-};
 
 struct container {
   struct layer *l;

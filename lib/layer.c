@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "layer.h"
+#include "qcow2_geometry.h"
 #include "be.h"
 #include "bitmap_directory.h"
 #include "compress.h"
@@ -106,7 +107,7 @@ detect_metadata_preallocation (struct layer *l)
   uint64_t cs = l->header.cluster_size;
   uint64_t real_clusters = l->file.allocated / cs;
   uint64_t threshold = real_clusters * 10 / 9;
-  uint64_t end = (l->file.size + cs - 1) / cs;
+  uint64_t end = size_to_clusters (&l->header, l->file.size);
   uint64_t i, count = 0, rc;
 
   if (threshold < real_clusters + 2)
@@ -295,13 +296,13 @@ static int
 lookup_l1 (struct layer *l, uint64_t offset, uint64_t *l2_offset)
 {
   const struct qcow2_header *h = &l->header;
-  uint64_t l1_index = offset >> (h->cluster_bits + h->l2_bits);
+  uint64_t l1_index = offset_to_l1_index (h, offset);
 
   *l2_offset = 0;
   if (l1_index >= h->l1_size)
     return 0;
   *l2_offset = l1_entry_l2_offset (l->l1[l1_index]);
-  if (*l2_offset & (h->cluster_size - 1))
+  if (offset_into_cluster (h, *l2_offset))
     return q2_error ("%s: guest offset %" PRIu64 ": L1 index %" PRIu64
                      ": L2 table offset %#" PRIx64 " is not aligned to a "
                      "cluster", l->file.path, offset, l1_index, *l2_offset);
@@ -336,9 +337,8 @@ static void
 unit_kind (struct layer *l, const struct cluster_desc *d, uint64_t guest,
            enum run_kind *kind, uint64_t *host, bool *has_host)
 {
-  uint64_t cs = l->header.cluster_size;
-  uint64_t in_cluster = guest & (cs - 1);
-  unsigned sc = in_cluster / (cs / 32);
+  uint64_t in_cluster = offset_into_cluster (&l->header, guest);
+  unsigned sc = offset_to_sc_index (&l->header, guest);
 
   enum subcluster_type type = cluster_subcluster_type (&l->geom, d, sc);
 
@@ -388,7 +388,7 @@ map_qcow2 (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
 {
   const struct qcow2_header *h = &l->header;
   uint64_t cs = h->cluster_size;
-  uint64_t unit = h->extended_l2 ? cs / 32 : cs;
+  uint64_t unit = subcluster_size (h);
   uint64_t per_slice = slice_entries (l);
   uint64_t slice_span = per_slice << h->cluster_bits;
   uint64_t end = offset + len, l2_offset, first, n, i, pos;
@@ -399,7 +399,7 @@ map_qcow2 (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
   if (lookup_l1 (l, offset, &l2_offset) == -1)
     return -1;
   if (l2_offset == 0) {
-    uint64_t table_span = UINT64_C (1) << (h->cluster_bits + h->l2_bits);
+    uint64_t table_span = l2_table_span (h);
 
     if ((offset | (table_span - 1)) + 1 < end)
       end = (offset | (table_span - 1)) + 1;
@@ -409,7 +409,7 @@ map_qcow2 (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
   /* ... and within one slice of it, as qemu does. */
   if ((offset | (slice_span - 1)) + 1 < end)
     end = (offset | (slice_span - 1)) + 1;
-  first = (offset >> h->cluster_bits) & ((UINT64_C (1) << h->l2_bits) - 1);
+  first = offset_to_l2_index (h, offset);
   n = ((end - 1) >> h->cluster_bits) - (offset >> h->cluster_bits) + 1;
   if (fetch_l2_entries (l, l2_offset, first, n, entries) == -1)
     return -1;
@@ -417,7 +417,7 @@ map_qcow2 (struct layer *l, uint64_t offset, uint64_t len, struct run *r)
   pos = offset;
   for (i = 0; i < n && pos < end; i++) {
     const uint8_t *e = entries + i * esz;
-    uint64_t cluster_guest = pos & ~(cs - 1);
+    uint64_t cluster_guest = start_of_cluster (h, pos);
     struct cluster_desc d;
     const char *why;
 
@@ -554,7 +554,8 @@ read_compressed (struct layer *l, const struct run *r, uint64_t offset,
   struct inflate_job j = { l, r, offset };
 
   return cluster_cache_read (l->clusters, l, r->host_offset,
-                             r->compressed_size, cs, offset & (cs - 1),
+                             r->compressed_size, cs,
+                             offset_into_cluster (&l->header, offset),
                              buf ? r->length : 0, buf, inflate_run, &j);
 }
 

@@ -6,19 +6,16 @@
 #include <string.h>
 
 #include "metadata_walk.h"
+#include "refcount.h"
 #include "be.h"
+#include "bitmap_directory.h"
 #include "q2_error.h"
 #include "sort_u64.h"
-
-#define REFT_OFFSET_MASK  0xfffffffffffffe00ULL
-#define BME_OFFSET_MASK   0x00fffffffffffe00ULL
-#define BITMAP_ENTRY_HEAD 24
-#define MAX_BITMAP_DIR    (64 * 1024 * 1024)
-#define MAX_BITMAP_TABLE  (1024 * 1024 * 1024 / 8)
 
 struct walk {
   struct layer *l;
   meta_cb cb;
+  meta_l2_cb l2_cb;             /* or NULL */
   void *opaque;
   uint8_t *buf;                 /* one cluster */
   uint64_t count;               /* references each emitted one stands for */
@@ -91,30 +88,23 @@ static int
 walk_header (struct walk *w)
 {
   const struct qcow2_header *h = &w->l->header;
-  uint64_t off = h->header_length;
-  uint64_t end = h->backing_file_offset ? h->backing_file_offset
-                                        : h->cluster_size;
+  size_t i;
 
   if (emit (w, META_HEADER, 0, h->header_length, -1) == -1)
     return -1;
-  /* Extensions were validated at open; re-read their heads. */
-  if (end > w->l->file.size)
-    end = w->l->file.size;
-  if (hostfile_pread (&w->l->file, w->buf, h->cluster_size, 0) == -1)
-    return -1;
-  while (off + 8 <= end) {
-    struct meta_ref r = { META_HEADER_EXTENSION, off, 8, -1, 0, 1 };
-    uint32_t elen = get_be32 (w->buf + off + 4);
+  /* Extensions were read and validated at open.  An end mark past the
+   * end of the file (read as zeros) is not in the file: not listed.
+   */
+  for (i = 0; i < h->nb_extensions; i++) {
+    const struct qcow2_header_extension *e = &h->extensions[i];
+    struct meta_ref r = { META_HEADER_EXTENSION, e->offset, 8, -1, e->type, 1 };
 
-    r.type = get_be32 (w->buf + off);
-    r.length = 8 + ((elen + 7) & ~7U);
-    if (r.type == QCOW2_EXT_END)
-      r.length = 8;
+    if (e->offset + 8 > w->l->file.size)
+      break;
+    if (e->type != QCOW2_EXT_END)
+      r.length = 8 + ((e->length + UINT64_C (7)) & ~UINT64_C (7));
     if (w->cb (w->opaque, &r) == -1)
       return -1;
-    if (r.type == QCOW2_EXT_END)
-      break;
-    off += r.length;
   }
   if (h->backing_file_offset && h->backing_file_size &&
       emit (w, META_BACKING_NAME, h->backing_file_offset,
@@ -137,6 +127,9 @@ walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
   n = entries_in_file (w, l2_offset, n, h->l2_entry_size);
   if (hostfile_pread (&w->l->file, w->buf, n * h->l2_entry_size, l2_offset)
       == -1)
+    return -1;
+  if (w->l2_cb &&
+      w->l2_cb (w->opaque, l2_offset, w->buf, n, snapshot, w->count) == -1)
     return -1;
   for (i = 0; i < n; i++) {
     const uint8_t *e = w->buf + i * h->l2_entry_size;
@@ -270,9 +263,7 @@ walk_bitmap_table (struct walk *w, uint64_t offset, uint32_t size)
   uint64_t *t, i, n;
   int r = 0;
 
-  if (size > MAX_BITMAP_TABLE)
-    return q2_error ("%s: bitmap table at %#" PRIx64 " is too large",
-                     w->l->file.path, offset);
+  /* SIZE was bounded at open (qcow2_bitmap_directory_read). */
   if (size == 0)
     return 0;
   if (emit (w, META_BITMAP_TABLE, offset, (uint64_t) size * 8, -1) == -1)
@@ -282,7 +273,7 @@ walk_bitmap_table (struct walk *w, uint64_t offset, uint32_t size)
   if (t == NULL)
     return -1;
   for (i = 0; i < n && r == 0; i++) {
-    uint64_t data = t[i] & BME_OFFSET_MASK;
+    uint64_t data = t[i] & QCOW2_BITMAP_TABLE_OFFSET_MASK;
     if (data)
       r = emit (w, META_BITMAP_DATA, data, w->l->header.cluster_size, -1);
   }
@@ -290,63 +281,40 @@ walk_bitmap_table (struct walk *w, uint64_t offset, uint32_t size)
   return r;
 }
 
-/* Bitmaps count only when the autoclear bit says the extension is
- * valid: otherwise qemu ignores them, and so does qemu-img check.
+/* The bitmap directory was read and checked at open (l->bitmaps):
+ * empty unless the extension is in effect (its autoclear bit set),
+ * which is when qemu, and qemu-img check, count the bitmaps.
  */
 static int
 walk_bitmaps (struct walk *w)
 {
   const struct qcow2_header *h = &w->l->header;
-  uint64_t size = h->bitmap_directory_size, off = 0, avail;
-  uint8_t *dir, e[BITMAP_ENTRY_HEAD];
+  const struct qcow2_bitmap_directory *d = &w->l->bitmaps;
   uint32_t i;
-  int r = 0;
 
-  if (!h->has_bitmaps_ext || !(h->autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)
-      || h->nb_bitmaps == 0)
+  if (d->count == 0)
     return 0;
-  if (size > MAX_BITMAP_DIR)
-    return q2_error ("%s: bitmap directory is too large", w->l->file.path);
-  if (emit (w, META_BITMAP_DIRECTORY, h->bitmap_directory_offset, size, -1)
-      == -1)
+  if (emit (w, META_BITMAP_DIRECTORY, h->bitmap_directory_offset,
+            h->bitmap_directory_size, -1) == -1)
     return -1;
-  /* Only the part inside the file is read: past it, entries are zeros
-   * (a bitmap with no table), as the tables in entries_in_file.
-   */
-  avail = entries_in_file (w, h->bitmap_directory_offset, (size + 7) / 8, 8) * 8;
-  avail = avail < size ? avail : size;
-  dir = malloc (avail ? avail : 1);
-  if (dir == NULL)
-    return q2_error ("malloc: %m");
-  if (hostfile_pread (&w->l->file, dir, avail, h->bitmap_directory_offset)
-      == -1) {
-    free (dir);
-    return -1;
-  }
-  for (i = 0; i < h->nb_bitmaps && r == 0; i++) {
-    if (off >= avail) {         /* all the remaining entries are zeros */
-      if (off + (uint64_t) (h->nb_bitmaps - i) * BITMAP_ENTRY_HEAD > size)
-        r = q2_error ("%s: bitmap directory is truncated", w->l->file.path);
-      break;
-    }
-    if (off + BITMAP_ENTRY_HEAD > size) {
-      r = q2_error ("%s: bitmap directory is truncated", w->l->file.path);
-      break;
-    }
-    memset (e, 0, sizeof e);
-    memcpy (e, dir + off, avail - off < sizeof e ? avail - off : sizeof e);
-    r = walk_bitmap_table (w, get_be64 (e), get_be32 (e + 8));
-    off += BITMAP_ENTRY_HEAD + (uint64_t) get_be32 (e + 20) + get_be16 (e + 18);
-    off = (off + 7) & ~UINT64_C (7);
-  }
-  free (dir);
-  return r;
+  for (i = 0; i < d->count; i++)
+    if (walk_bitmap_table (w, d->entries[i].table_offset,
+                           d->entries[i].table_size) == -1)
+      return -1;
+  return 0;
 }
 
 int
 metadata_walk (struct layer *l, meta_cb cb, void *opaque)
 {
-  struct walk w = { l, cb, opaque, malloc (l->header.cluster_size), 1 };
+  return metadata_walk_l2 (l, cb, NULL, opaque);
+}
+
+int
+metadata_walk_l2 (struct layer *l, meta_cb cb, meta_l2_cb l2_cb, void *opaque)
+{
+  struct walk w = { l, cb, l2_cb, opaque, malloc (l->header.cluster_size),
+                    1 };
   int r;
 
   if (w.buf == NULL)

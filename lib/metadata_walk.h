@@ -57,6 +57,20 @@ typedef int (*meta_cb) (void *opaque, const struct meta_ref *ref);
  */
 int metadata_walk (struct layer *l, meta_cb cb, void *opaque);
 
+/* Called with the raw entries of each L2 table the walk reads (N
+ * entries of l2_entry_size bytes: those inside the file), for the L1
+ * table of SNAPSHOT (-1: the active one), COUNT entries of which point
+ * at it.  For checks on the entries as stored (the COPIED flags), so
+ * that no L2 table is read twice.  Return -1 to stop.
+ */
+typedef int (*meta_l2_cb) (void *opaque, uint64_t l2_offset,
+                           const uint8_t *entries, uint64_t n, int snapshot,
+                           uint64_t count);
+
+/* metadata_walk, also calling L2_CB (if not NULL) for each L2 table. */
+int metadata_walk_l2 (struct layer *l, meta_cb cb, meta_l2_cb l2_cb,
+                      void *opaque);
+
 /* Name of a kind, as used in the JSON metadata map. */
 const char *meta_kind_name (enum meta_kind kind);
 

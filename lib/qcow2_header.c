@@ -352,6 +352,29 @@ parse_one_extension (struct qcow2_header *h, const struct hostfile *f,
   }
 }
 
+/* Keep the place of an extension for the metadata map.  The area is
+ * at most a cluster and each extension takes 8 bytes or more, so the
+ * list is bounded by the cluster size.
+ */
+static int
+record_extension (struct qcow2_header *h, uint32_t type, uint64_t offset,
+                  uint32_t length)
+{
+  size_t n = h->nb_extensions;
+
+  if ((n & (n - 1)) == 0) {     /* 0, 1, 2, 4, ...: grow to double */
+    struct qcow2_header_extension *v =
+      realloc (h->extensions, (n ? 2 * n : 1) * sizeof *v);
+    if (v == NULL)
+      return q2_error ("realloc: %m");
+    h->extensions = v;
+  }
+  h->extensions[n] = (struct qcow2_header_extension) {
+    .offset = offset, .type = type, .length = length };
+  h->nb_extensions = n + 1;
+  return 0;
+}
+
 /* Header extensions follow the header; they end at the backing file
  * name if there is one, otherwise at the end of the first cluster.
  * As in qemu, every extension (the end mark included) must fit in
@@ -381,6 +404,8 @@ read_extensions (struct qcow2_header *h, const struct hostfile *f)
                        off - 8, elen, end,
                        h->backing_file_offset ? "the backing file name"
                                               : "the end of the cluster");
+    if (record_extension (h, type, off - 8, elen) == -1)
+      return -1;
     if (type == QCOW2_EXT_END)
       break;
     if (parse_one_extension (h, f, type, off, elen) == -1)
@@ -483,5 +508,8 @@ qcow2_header_free (struct qcow2_header *h)
   free (h->backing_file);
   free (h->backing_format);
   free (h->data_file);
+  free (h->extensions);
   h->backing_file = h->backing_format = h->data_file = NULL;
+  h->extensions = NULL;
+  h->nb_extensions = 0;
 }

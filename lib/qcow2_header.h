@@ -54,6 +54,15 @@
 #define QCOW2_MAX_BITMAPS        65535
 #define QCOW2_MAX_BITMAP_DIRECTORY_SIZE (1024 * QCOW2_MAX_BITMAPS)
 
+/* A header extension: its 8-byte head is at OFFSET, its LENGTH bytes
+ * of data follow, padded to a multiple of 8.
+ */
+struct qcow2_header_extension {
+  uint64_t offset;
+  uint32_t type;
+  uint32_t length;
+};
+
 struct qcow2_header {
   uint32_t version;
   uint64_t backing_file_offset;
@@ -93,6 +102,13 @@ struct qcow2_header {
   uint32_t nb_bitmaps;
   uint64_t bitmap_directory_size, bitmap_directory_offset;
   uint64_t extensions_end;       /* offset after the end-of-extensions mark */
+
+  /* Every header extension read, in file order, the end mark included
+   * when there is one: the place of each for the metadata map.  At
+   * most one per 8 bytes of the first cluster.
+   */
+  struct qcow2_header_extension *extensions;
+  size_t nb_extensions;
 };
 
 /* Read and validate the header of image file F, accepting exactly what

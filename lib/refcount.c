@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include "refcount.h"
+#include "qcow2_geometry.h"
 #include "be.h"
 #include "layer.h"
 #include "q2_error.h"
 
-#define REFT_OFFSET_MASK 0xfffffffffffffe00ULL
 
 uint64_t
 refcount_block_entry (const uint8_t *block, unsigned order, uint64_t index)
@@ -44,7 +44,7 @@ refcount_get (struct layer *l, uint64_t cluster_index,
   block_offset = l->reftable[table_index] & REFT_OFFSET_MASK;
   if (block_offset == 0)
     return 0;
-  if (block_offset & (h->cluster_size - 1))
+  if (offset_into_cluster (h, block_offset))
     return q2_error ("%s: refcount block offset %#" PRIx64 " is not aligned "
                      "(refcount table index %" PRIu64 ")",
                      l->file.path, block_offset, table_index);

@@ -9,6 +9,11 @@
 
 struct layer;
 
+/* Bits 9-63 of a refcount table entry: the host offset of a refcount
+ * block (bits 0-8 are reserved).
+ */
+#define REFT_OFFSET_MASK 0xfffffffffffffe00ULL
+
 /* Value of entry INDEX of a refcount block (BLOCK), for entries of
  * 2^ORDER bits.  Sub-byte entries are packed from the least significant
  * bit; 16/32/64-bit entries are big-endian.

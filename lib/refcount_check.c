@@ -6,13 +6,13 @@
 #include <string.h>
 
 #include "refcount_check.h"
+#include "qcow2_geometry.h"
 #include "be.h"
 #include "qcow2_cluster.h"
 #include "refcount.h"
 #include "q2_error.h"
 #include "sort_u64.h"
 
-#define REFT_OFFSET_MASK   0xfffffffffffffe00ULL
 #define REFT_RESERVED_MASK 0x1ffULL
 #define MAX_CHECK_CLUSTERS (UINT64_C (1) << 28)   /* 1 GiB of counters */
 
@@ -106,7 +106,7 @@ check_refblocks (struct counter *c)
     uint64_t cluster = offset >> l->header.cluster_bits;
 
     if ((l->reftable[i] & REFT_RESERVED_MASK) ||
-        (offset & (l->header.cluster_size - 1)) ||
+        offset_into_cluster (&l->header, offset) ||
         cluster >= c->r->file_clusters) {
       c->r->corruptions++;
       continue;
@@ -151,47 +151,44 @@ check_copied (struct counter *c, uint64_t entry, uint64_t cluster)
     c->r->corruptions++;
 }
 
-/* The COPIED flags of the L2 table at L2 (BUF: one cluster). */
-static void
-check_copied_l2 (struct counter *c, uint64_t l2, uint8_t *buf)
-{
-  struct layer *l = c->l;
-  const struct qcow2_header *h = &l->header;
-  uint64_t n = h->cluster_size / h->l2_entry_size, j, host, v;
-
-  /* Entries past the end of the file are zeros: nothing to check. */
-  if (l2 >= l->file.size)
-    return;
-  if (n > (l->file.size - l2 + h->l2_entry_size - 1) / h->l2_entry_size)
-    n = (l->file.size - l2 + h->l2_entry_size - 1) / h->l2_entry_size;
-  if (hostfile_pread (&l->file, buf, n * h->l2_entry_size, l2) == -1)
-    return;
-  for (j = 0; j < n; j++) {
-    v = get_be64 (buf + j * h->l2_entry_size);
-    if (copied_flag_applies (l, v, &host))
-      check_copied (c, v, host >> h->cluster_bits);
-  }
-}
-
-/* qemu's check_oflag_copied, over the active L1 and L2 tables.  qemu
- * checks an L2 table once per L1 entry pointing at it; each distinct
- * table is checked once here and its count multiplied, so that the work
- * is bounded by the tables in the file.
+/* qemu's check_oflag_copied, on the entries of an L2 table of the
+ * active L1 table, as the metadata walk reads it (N entries: those
+ * inside the file; the rest are zeros, nothing to check).  qemu checks
+ * an L2 table once per L1 entry pointing at it: the walk gives each
+ * distinct table once with that COUNT, and the count is multiplied, so
+ * that the work is bounded by the tables in the file.  Tables whose
+ * refcount cannot be read are skipped, as the L1 check skips them.
  */
 static int
-check_copied_flags (struct counter *c)
+check_copied_l2 (void *opaque, uint64_t l2, const uint8_t *entries,
+                 uint64_t n, int snapshot, uint64_t count)
+{
+  struct counter *c = opaque;
+  const struct qcow2_header *h = &c->l->header;
+  uint64_t j, host, v, stored, before = c->r->corruptions;
+
+  if (snapshot != -1 || refcount_get (c->l, l2 >> h->cluster_bits, &stored)
+                        == -1)
+    return 0;
+  for (j = 0; j < n; j++) {
+    v = get_be64 (entries + j * h->l2_entry_size);
+    if (copied_flag_applies (c->l, v, &host))
+      check_copied (c, v, host >> h->cluster_bits);
+  }
+  c->r->corruptions += (c->r->corruptions - before) * (count - 1);
+  return 0;
+}
+
+/* qemu's check_oflag_copied on the active L1 table (the L2 tables are
+ * checked during the walk, by check_copied_l2).
+ */
+static void
+check_copied_l1 (struct counter *c)
 {
   struct layer *l = c->l;
   const struct qcow2_header *h = &l->header;
-  uint8_t *buf = malloc (h->cluster_size);
-  uint64_t *l2s = malloc ((h->l1_size + 1) * sizeof *l2s);
-  uint64_t i, j, k = 0, stored, before;
-  int r = -1;
+  uint64_t i, stored;
 
-  if (buf == NULL || l2s == NULL) {
-    q2_error ("malloc: %m");
-    goto out;
-  }
   for (i = 0; i < h->l1_size; i++) {
     uint64_t l2 = l->l1[i] & L1E_OFFSET_MASK;
 
@@ -199,21 +196,7 @@ check_copied_flags (struct counter *c)
       continue;
     if ((stored == 1) != ((l->l1[i] & QCOW_OFLAG_COPIED) != 0))
       c->r->corruptions++;
-    l2s[k++] = l2;
   }
-  sort_u64 (l2s, k);
-  for (i = 0; i < k; i = j) {
-    for (j = i + 1; j < k && l2s[j] == l2s[i]; j++)
-      ;
-    before = c->r->corruptions;
-    check_copied_l2 (c, l2s[i], buf);
-    c->r->corruptions += (c->r->corruptions - before) * (j - i - 1);
-  }
-  r = 0;
- out:
-  free (buf);
-  free (l2s);
-  return r;
 }
 
 /* qemu's compare_refcounts, and the in-use bitmap. */
@@ -256,8 +239,8 @@ refcount_check (struct layer *l, struct refcount_report *r,
   c.file_len = (l->file.size + 511) & ~UINT64_C (511);
   c.max = h->refcount_order >= 5 ? UINT32_MAX
                                  : (UINT64_C (1) << (1 << h->refcount_order)) - 1;
-  r->file_clusters = (c.file_len + h->cluster_size - 1) >> h->cluster_bits;
-  r->total_clusters = (h->size + h->cluster_size - 1) >> h->cluster_bits;
+  r->file_clusters = size_to_clusters (h, c.file_len);
+  r->total_clusters = size_to_clusters (h, h->size);
   if (r->file_clusters > MAX_CHECK_CLUSTERS)
     return q2_error ("%s: file has too many clusters (%" PRIu64 ") to check",
                      l->file.path, r->file_clusters);
@@ -268,11 +251,12 @@ refcount_check (struct layer *l, struct refcount_report *r,
     q2_error ("calloc: %m");
     goto out;
   }
-  if (metadata_walk (l, count_ref, &c) == -1)
+  if (metadata_walk_l2 (l, count_ref, check_copied_l2, &c) == -1)
     goto out;
   check_refblocks (&c);
-  if (compare (&c) == -1 || check_copied_flags (&c) == -1)
+  if (compare (&c) == -1)
     goto out;
+  check_copied_l1 (&c);
   ret = 0;
  out:
   free (c.refs);

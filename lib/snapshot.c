@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "snapshot.h"
+#include "qcow2_geometry.h"
 #include "q2_error.h"
 
 /* What qemu checks of a snapshot's L1 table when it loads the snapshot
@@ -22,7 +23,7 @@ snapshot_check_l1 (const struct layer *l, const struct qcow2_snapshot *s)
     return q2_error ("%s: snapshot '%s' (id %s): L1 table too large "
                      "(%" PRIu32 " entries)", l->file.path, s->name, s->id,
                      s->l1_size);
-  if (s->l1_table_offset & (l->header.cluster_size - 1))
+  if (offset_into_cluster (&l->header, s->l1_table_offset))
     return q2_error ("%s: snapshot '%s' (id %s): L1 table offset %#" PRIx64
                      " is not aligned to a cluster", l->file.path, s->name,
                      s->id, s->l1_table_offset);

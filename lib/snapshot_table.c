@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "snapshot_table.h"
+#include "cleanup.h"
 #include "be.h"
 #include "q2_error.h"
 
@@ -99,7 +100,7 @@ qcow2_snapshot_table_read (struct qcow2_snapshot_table *t,
                            const struct qcow2_header *h)
 {
   uint64_t offset = h->snapshots_offset;
-  char *names = NULL;
+  CLEANUP_FREE char *names = NULL;   /* scratch for one entry's names */
   uint32_t i;
 
   memset (t, 0, sizeof *t);
@@ -126,10 +127,8 @@ qcow2_snapshot_table_read (struct qcow2_snapshot_table *t,
     }
   }
   t->length = offset - t->offset;
-  free (names);
   return 0;
  fail:
-  free (names);
   qcow2_snapshot_table_free (t);
   return -1;
 }
