@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Benchmark: what the thread model costs.  nbdkit < 1.33.10 aborts when a
 # client hangs up with replies pending under the parallel model, so the
 # plugin uses serialize_requests there (one request in flight per

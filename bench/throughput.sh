@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Benchmark: copy the guest disk of generated images with nbdcopy through
 # nbdkit-qcow2map-plugin and through qemu-nbd, and report time and the
 # server's peak memory (VmHWM); the copy goes to null: so the server

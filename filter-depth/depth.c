@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* nbdkit-depth-filter: publish the allocation depth of every guest
  * extent of a qcow2 backing chain (qemu's qemu:allocation-depth) as
  * exports, over the qcow2map plugin.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The backing chain: the image named by the user (layer 0 here, "layer
  * 1" to users) and its backing files, down to the base.  This file
  * also answers the guest-level questions that need the whole chain:

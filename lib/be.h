@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Big-endian fields of on-disk structures (qcow2 is big-endian),
  * read from unaligned byte buffers.
  */

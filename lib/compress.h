@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Decompression of compressed clusters: raw deflate (zlib's inflate with
  * a 4 KiB window, or libdeflate when built with it) and zstd.  Runs in
  * the calling thread.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The container view of a qcow2 layer: the qcow2 file itself, with
  * the clusters nothing uses (refcount 0 and no reference from any
  * metadata) as holes, and a JSON report on the file: header facts,

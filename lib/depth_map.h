@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Allocation depth: which layer of the backing chain provides each
  * guest extent, in qemu's qemu:allocation-depth numbering (0 = no
  * layer, 1 = the top, 2 = its backing file, ...), and the textual

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* File names stored inside images (backing file, external data file):
  * qemu resolves a relative name against the directory of the image
  * that names it, and treats "proto:..." names as protocols.

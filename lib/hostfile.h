@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A host file: the qcow2 image itself, an external data file, or a raw
  * backing file.  Always opened read-only; never written.
  */

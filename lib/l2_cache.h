@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A bounded cache of L2 table slices, shared by every layer of a chain.
  *
  * Like qemu (l2-cache-entry-size, 4 KiB by default since qemu 4.0), the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A layer: one image of a backing chain, qcow2 or raw, opened
  * read-only, and the translation of its guest offsets into runs
  * (qcow2 spec, "Cluster mapping": L1 table -> L2 tables -> clusters).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A walk over every structure of a qcow2 file that references host
  * clusters (qcow2 spec: header, header extensions, L1/L2 tables of the
  * active state and of every internal snapshot, the clusters they map,

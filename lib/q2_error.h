@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Error reporting for lib/: the library never prints; it records one
  * message per thread that the caller (plugin, filter, unit test) prints
  * in its own way.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Strict parsing of the numbers in export names and parameters. */
 #ifndef Q2_PARSE_H
 #define Q2_PARSE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Cluster descriptors: decoding of L1 and L2 entries (qcow2 spec,
  * "Cluster mapping"), including compressed cluster descriptors and the
  * subcluster allocation bitmap of extended L2 entries.

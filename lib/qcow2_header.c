@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The qcow2 header, its extensions and the backing file name: read
  * and validated with qemu 7.2's rules (block/qcow2.c, qcow2_do_open and
  * qcow2_read_extensions), so that we open exactly the images qemu

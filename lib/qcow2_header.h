@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The qcow2 header and its header extensions (qcow2 spec, "Header"
  * and "Header extensions").  Parsing only looks at bytes; validating
  * checks every field against the file size, so that nothing read later

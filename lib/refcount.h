@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Reference counts (qcow2 spec, "Host cluster management"): the
  * refcount table points to refcount blocks, which hold one
  * 2^refcount_order-bit entry per host cluster.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The refcount consistency check, as qemu-img check counts it: every
  * reference found by the metadata walk is counted per host cluster and
  * compared with the refcount stored in the image.

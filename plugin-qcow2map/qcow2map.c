@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* nbdkit-qcow2map-plugin: serve a qcow2 image and its backing chain,
  * read-only, without qemu.  The format itself lives in lib/; this file
  * only adapts it to nbdkit's plugin API.

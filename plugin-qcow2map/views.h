@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The exports ("views") the plugin serves, and their names:
  *
  *   ""             the guest disk of the whole chain

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Create the demo backing chain base.qcow2 <- top.qcow2 (64 MiB guest) in
 # the current directory: the chain of the README and the man pages'
 # examples, and of tests/test-literal-outputs.sh, which pins their output.

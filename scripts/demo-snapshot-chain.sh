@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Create the chain base.qcow2 <- top.qcow2 (64 MiB guest) of the README's
 # and the plugin man page's snapshot, bitmap and map.json examples, in the
 # current directory: the base holds 32 MiB of data; the top layer writes

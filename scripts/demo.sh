@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Install dependencies, build, install, then serve a small demo backing
 # chain with nbdkit (no qemu process) and show what clients see.
 set -euo pipefail

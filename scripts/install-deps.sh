@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Install what qcow2map needs to build and test on Debian 12 (as root).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive

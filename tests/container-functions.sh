@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the container view tests (test-container-*.sh).  -*- shell-script -*-
 #
 # Each test-container-*.sh does:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the depth filter tests (test-depth-*.sh).  -*- shell-script -*-
 #
 # Each test-depth-*.sh does:

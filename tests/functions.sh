@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Common code for the qcow2map test scripts.  -*- shell-script -*-
 #
 # Each test-*.sh does:   source "$(dirname "$0")/functions.sh"

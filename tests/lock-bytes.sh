@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lock-bytes.sh [-c] FILE...: for each FILE, one line with the bytes that
 # some process holds an OFD lock on (from /proc/locks), e.g. "100 201 203":
 # qemu's image locks (see lib/image_lock.h).  With -c, each byte is followed

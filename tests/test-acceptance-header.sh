@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # qemu-exact acceptance of the header, its extensions and the backing file
 # name: each case crafts an image (tests/craft.py, one function per case)
 # from a qemu-img image, asserts qemu 7.2's verdict (qemu-img convert), and

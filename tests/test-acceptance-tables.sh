@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # qemu-exact acceptance of the tables the header points to: the refcount
 # table, the active L1 table (its header fields; its entries are checked when
 # read) and the snapshot table.  Same method as test-acceptance-header.sh:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Backing chains:
 #  - qcow2 over qcow2 over qcow2 (3 layers), each layer overwriting parts of
 #    the one below, with zero clusters in the middle layer;

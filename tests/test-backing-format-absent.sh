@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Backing file without a backing format header extension: the format must be
 # probed (qcow2 magic -> qcow2, otherwise raw), as qemu does when opening.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Backing loops must be refused at startup (made with qemu-img rebase -u,
 # which does not open the new backing file):
 #  - a -> b -> a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # backing=, backing-format=, backing.N= (and backing-format.N=) replace the
 # backing file an image records, as qemu's json: "backing" option does:
 #  - a moved base (qcow2, and raw with and without backing-format=);

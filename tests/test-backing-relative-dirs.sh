@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Relative backing file names are resolved against the directory of the image
 # that names them, not the current directory:
 #   a/top.qcow2  -> "../b/mid.qcow2"

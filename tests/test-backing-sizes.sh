@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Backing files whose size differs from the overlay's:
 #  - backing shorter than the overlay: past the backing's end the overlay's
 #    unallocated clusters read as zeros (including the partial cluster where

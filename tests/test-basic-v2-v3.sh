@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Version 2 (compat=0.10) and version 3 (compat=1.1) images with data written
 # by qemu-io at various offsets, including partial-cluster writes, data
 # overwritten, and writes straddling cluster and L2-table boundaries.

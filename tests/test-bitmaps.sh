@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The bitmap/NAME and bitmap/NAME.json exports of persistent dirty bitmaps,
 # compared with qemu-nbd -r -B NAME:
 #  - several bitmaps: enabled (64k), disabled, granularity 1M and 512k, on a

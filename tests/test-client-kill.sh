@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Client faults never take the server down.  ONE long-running nbdkit (the
 # plugin under the depth filter) serves a compressed chain base <- top; 45
 # client faults are thrown at it, and after each one the server must still

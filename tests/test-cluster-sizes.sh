@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Cluster sizes 512 (the minimum: 64 L2 entries per table, so many L2 tables
 # and a multi-cluster L1), 4k, 64k (default) and 2M (the maximum), v3; plus a
 # v2 image with 4k clusters.  The same writes on each: partial clusters,

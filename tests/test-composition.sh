@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The plugin and the depth filter composed with nbdkit's own filters, as
 # the man pages' "Composition with other filters" sections say:
 #  - blocksize minblock=4096 (which rounds the export size down to a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Compressed clusters: qemu-img convert -c from a raw file with mixed content
 # (patterns, incompressible random data that qemu stores uncompressed, zero
 # regions, clusters only partly zero), zlib and zstd, cluster sizes 512 to 2M,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Container views along backing chains: every qcow2 layer N has file/N and
 # file/N.json (listed, described with the layer's path), a raw layer has
 # neither, nor does a layer number past the chain.

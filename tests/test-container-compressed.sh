@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Container views of images with compressed clusters (qemu-img convert -c):
 # compressed data is a byte range, several per host cluster, the last one
 # possibly ending past the end of the file (the file is not padded to a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Container views of a lazy-refcount image left dirty: lazy_refcounts=on,
 # then a qemu-io that writes and aborts (qemu-io's "abort" command, as in
 # test-dirty-corrupt.sh), so the dirty bit (incompatible feature bit 0, byte

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Container views of images whose freed clusters still hold data: the
 # clusters have refcount 0 and no reference, but the bytes stay in the file
 # because the discard was not passed down to the file.  file/1 must show

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Container views of images with leaked clusters: an L2 entry of an
 # allocated data cluster is zeroed by hand (dd), so the cluster keeps
 # refcount 1 but nothing references it; qemu-img check reports the leak

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Container views of preallocated images: every guest cluster has a host
 # cluster, so every cluster of the file is in use and file/1 has no
 # hole+zero extent; where the host file has holes (preallocation=metadata)

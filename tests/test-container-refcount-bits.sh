@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Container views with the extreme refcount widths: refcount_bits=1 (a
 # cluster is shared by at most one reference, a refcount block covers
 # cluster_size*8 clusters) and refcount_bits=64 (a refcount block covers

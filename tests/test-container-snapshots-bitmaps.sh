@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Container views of images with internal snapshots kept, and with
 # persistent dirty bitmaps: the snapshots' L1/L2 tables and data, the
 # snapshot table, the bitmap directory, tables and data clusters are all

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The container analysis (file/N, file/N.json) of crafted images whose
 # metadata claims sizes the file cannot hold: memory and time must be
 # bounded by the file, not by the claims, and the counts must stay

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Untrusted input: random bytes written over the metadata area of a
 # small image (header, refcount table and block, L1, L2 tables, snapshot
 # table, bitmap directory) must give either a clean startup refusal or a

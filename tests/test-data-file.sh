@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # External data files (incompatible feature bit 2), with relative names that
 # must be resolved relative to the directory of the qcow2 image, not the
 # current directory: the images live in img/, the plugin runs from run/.

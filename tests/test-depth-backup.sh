@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Incremental backup round trip with the depth filter.
 # From a chain base <- mid <- top:
 #   1. nbdcopy depth/1 (the top layer's contribution) into a sparse delta.raw,

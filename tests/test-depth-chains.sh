@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Depth filter over 10 distinct backing chains:
 #  - depth.json against qemu's qemu:allocation-depth map (qemu-nbd -A);
 #  - for every depth d in 0..N, depth/d bytes against the guest bytes

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Errors of the depth filter, never a crash:
 #  - bad export names (a depth view beyond the chain, malformed names): the
 #    client gets an error, nbdkit logs why, and the same server keeps serving

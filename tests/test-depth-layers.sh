@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Layer views layer/N (N = 1 top .. 3 base) of two 3-layer chains, served by
 # the plugin alone and with the depth filter stacked on it (pass-through):
 #  - bytes equal qemu-img convert -O raw of that image alone, its backing

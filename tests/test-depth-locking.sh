@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Image locking with the depth filter, which opens the chain a second time
 # in the same process (its own file descriptions, its own OFD locks):
 #  - no conflict with the plugin: every file (image, qcow2 backing file,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The depth=N / depth=N-M filter parameter makes the default export "" the
 # depth view: for depth=2, 1-2, 0, 3 and 0-3 on a 3-layer chain (with zero
 # clusters), "" must equal the guest bytes masked by qemu's depth map

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The depth filter must not change the plugin's own exports: through the
 # filter, without depth=, the default export "" is the guest disk of the whole
 # chain exactly as qemu serves it (bytes with and without extents, and the

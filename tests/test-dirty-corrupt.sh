@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Dirty and corrupt images are served read-only, as they are (qemu -r does
 # the same):
 #  - lazy_refcounts=on, written by a qemu-io that then aborts (qemu-io's

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Startup errors name what is wrong, each checked as the exact stderr line:
 #  - a size parameter that does not parse, or is out of range, names the
 #    parameter (l2-cache-size=banana, =1E, =4k); the bounds themselves

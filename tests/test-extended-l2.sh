@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Extended L2 entries (incompatible feature bit 4): 32 subclusters per cluster,
 # each allocated / zero / unallocated on its own.
 #  - 64k clusters (2k subclusters) and 32k clusters (1k subclusters), with 4k

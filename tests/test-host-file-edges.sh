@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Host files that end inside the last cluster (qemu reads the missing bytes
 # as zeros; so must the plugin, bytes and map alike):
 #  - the last data cluster cut in half by truncating the image;

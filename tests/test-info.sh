@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # What nbdinfo --json reports for the export (nbdinfo 1.14 field names):
 #  - can_multi_conn: true (read-only and consistent across connections);
 #  - is_read_only: true, can_trim/can_zero false;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The l2-cache-size parameter (default 32M, minimum 1M):
 #  - 512-byte clusters (512-byte L2 tables, each mapping 32k), 72M disk with
 #    2304 writes each in its own L2 table: 1.125M of L2 tables, more than a

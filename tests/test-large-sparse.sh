@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Large sparse disks: 2T (64k clusters), 4T (64k clusters, v2) and 4T (2M
 # clusters), with a few writes near the start, the middle and the end.
 #

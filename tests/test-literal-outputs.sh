@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Literal expected outputs: the README's and man pages' examples, pinned as
 # text, so that a change in our answers -- or in qemu's, which the other
 # tests take as the reference at run time -- cannot go unnoticed:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Image locking compatible with qemu (lib/image_lock.c).
 #  - We hold on every file of the chain the OFD lock bytes that qemu-nbd -r
 #    holds on a qcow2 file (100 = consistent read used, 201/203 = write and

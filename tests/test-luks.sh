@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # LUKS-encrypted qcow2 (encrypt.format=luks) served with passphrase=: guest
 # bytes identical to qemu-img convert and base:allocation identical to
 # qemu-nbd, both given the secret (--object secret + json: with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Virtual sizes that are not a multiple of the cluster size, with data in the
 # last, partial cluster.  (qcow2 sizes are rounded up to 512 bytes by qemu-img:
 # 1000000 -> 1000448.)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Opening an image reads only what parsing needs (the header, its extensions,
 # the tables), so it does not change the image's map.  On ext4, clusters that
 # qemu preallocated with fallocate but never wrote are unwritten extents,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Preallocated images: every cluster has an L2 entry and a host cluster.
 #  - preallocation=metadata: host clusters are holes in the file; qemu reports
 #    data clusters whose host range is a hole as zero (type 2, not hole), and

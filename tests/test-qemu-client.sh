@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # qemu as the NBD client of the plugin: "qemu-img compare -f raw $uri IMG"
 # (qemu reads the plugin's export as a raw disk and compares it with the
 # image opened by qemu itself) must report "Images are identical." for

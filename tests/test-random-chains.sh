@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Pseudo-random chains (fixed seeds, so reproducible; set QCOW2MAP_SEEDS to
 # explore others): 1 to 4 qcow2 layers, sometimes over a sparse raw base,
 # each with random options (v2/v3, cluster size 512..2M, extended L2, zstd,

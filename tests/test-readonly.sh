@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The plugin is read-only and never writes any file of the chain:
 #  - nbdinfo --can write reports false (exit status 2), --is read-only true;
 #  - writes by a client are refused (qemu-io cannot open it read-write,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Refcount widths 1, 2, 4, 8, 16, 32 and 64 bits.  The plugin does not need
 # refcounts to read, but must accept every legal refcount_order and the
 # different refcount table/block layouts they produce.  Small clusters (4k)

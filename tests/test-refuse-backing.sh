@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Startup refusals caused by files other than the top image:
 #  - the backing file is missing (deleted after the overlay was created), at
 #    the first and at the second level of a chain;

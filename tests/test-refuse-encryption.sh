@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Encrypted images are refused at startup with a message naming the file and
 # containing "encrypt":
 #  - LUKS (encrypt.format=luks: crypt_method 2 + full disk encryption

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Errors found while serving fail only the request concerned (EIO), with a
 # message naming the file; the server keeps serving.  Each case uses ONE
 # nbdkit and ONE NBD connection (qemu-io -r -f raw "$uri" with several read

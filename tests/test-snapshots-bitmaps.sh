@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Images with internal snapshots and persistent dirty bitmaps: the active
 # state is served (not a snapshot's), whatever the snapshot table and bitmap
 # directory contain.

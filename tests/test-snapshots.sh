@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The snapshot/NAME and snapshot-id/ID exports: the guest disk as of an
 # internal snapshot of the top image, compared with qemu loading the same
 # snapshot (qemu-img convert -l, qemu-nbd -r -l): bytes, extents, size.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Zero clusters and unallocated clusters:
 #  - v3: "write -z" over data keeps the host cluster (L2 zero flag + host
 #    offset, qemu's ZERO_ALLOC); "write -z -u" and "discard" give a zero flag

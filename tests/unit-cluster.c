@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests for cluster descriptor decoding (lib/qcow2_cluster.c) and
  * refcount entry extraction (lib/refcount.c).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests for depth range parsing (lib/depth_map.c): the names of
  * the depth filter's views and its depth= parameter.
  */

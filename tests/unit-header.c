@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests for lib/qcow2_header.c: a synthetic header is built in
  * memory, then each test breaks one field and checks the message.
  */
