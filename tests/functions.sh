@@ -495,7 +495,7 @@ _ref_chain_info() {
 # opens it, or of its layer N alone (from INFO, _ref_chain_info's
 # output); nothing for an encrypted layer alone.
 _ref_map_json() {
-    local img=$1 info=$2 n=${3:-} objs f fmt
+    local img=$1 info=$2 n=${3:-} objs
     mapfile -t objs < <(qemu_objects)
     if [ -z "$n" ]; then
         if [ -n "${QEMU_REF:-}" ]; then
@@ -507,15 +507,7 @@ _ref_map_json() {
     fi
     [ -n "${QEMU_REF:-}" ] && return 0     # see compare_map_jsons
     [ "$(jq -r ".[$((n - 1))].encrypted // false" "$info")" = true ] && return 0
-    f=$(jq -r ".[$((n - 1))].filename" "$info")
-    case "$f" in json:*) f=$(printf '%s' "${f#json:}" | jq -r '.file.filename') ;; esac
-    fmt=$(jq -r ".[$((n - 1))].format" "$info")
-    f=$(jq -rn --arg f "$f" '$f | tojson')
-    if [ "$fmt" = raw ]; then
-        qemu-img map --output=json "json:{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":$f}}"
-    else
-        qemu-img map --output=json "json:{\"driver\":\"$fmt\",\"backing\":null,\"file\":{\"driver\":\"file\",\"filename\":$f}}"
-    fi
+    qemu_map_json "$img" "$n"           # an unencrypted layer alone needs no key
 }
 
 # compare_map_jsons IMG DIR : DIR holds map.json and layer-N.map.json as
