@@ -78,6 +78,11 @@ snapshot_chain_open (const struct chain *c, const struct qcow2_snapshot *s)
    * chain's layer: see snapshot_chain_close).
    */
   sc->layers[0]->crypto = c->layers[0]->crypto;
+  /* And the full chain's cluster cache serves it (keyed by layer, so
+   * the snapshot's clusters never pass for the active image's).
+   */
+  sc->clusters = c->clusters;
+  sc->layers[0]->clusters = c->clusters;
   return sc;
 }
 

@@ -745,15 +745,15 @@ qcow2map_cache (void *handle, uint32_t count, uint64_t offset,
 {
   struct handle *h = handle;
 
-  switch (h->view.kind) {
-  case VIEW_FILE_JSON:
+  if (is_json_view (h))
     return 0;                    /* in memory already */
+  switch (h->view.kind) {
   case VIEW_FILE:
     (void) posix_fadvise (chain->layers[h->first]->file.fd, offset, count,
                           POSIX_FADV_WILLNEED);
     return 0;
   default:
-    if (chain_prefetch (chain, h->first, h->last, offset, count) == -1) {
+    if (chain_prefetch (h->chain, h->first, h->last, offset, count) == -1) {
       nbdkit_error ("%s", q2_last_error ());
       errno = EIO;
       return -1;

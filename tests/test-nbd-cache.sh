@@ -12,7 +12,8 @@
 #     prefetch (misses = compressed clusters) and every read was a hit
 #     (-D qcow2map.cache=1); the same through the depth filter (guest
 #     export passed through, and a depth view, which prefetches only its
-#     in-range parts), on a layer view and a file view.
+#     in-range parts), on a layer view, a snapshot view and a file view;
+#     NBD_CMD_CACHE of a JSON view succeeds.
 #  3. NBD_CMD_CACHE of a corrupt compressed cluster fails with EIO, as a
 #     read of it does.
 source "$(dirname "$0")/functions.sh"
@@ -91,6 +92,30 @@ cache_then_read top.qcow2 base.raw layer/2
 log "OK top.qcow2 layer/2: NBD_CMD_CACHE then reads: $stats"
 cache_then_read top.qcow2 base.qcow2 file/2
 log "OK top.qcow2 file/2: NBD_CMD_CACHE then reads, bytes are the file's"
+
+# Snapshot view snapshot/s1: its chain prefetches through its own L1
+# table into the shared cluster cache (the active image has 1 MiB
+# rewritten uncompressed, so a prefetch of the active image's mapping
+# instead would leave 16 clusters to inflate on read).
+cp base.qcow2 snap.qcow2
+qemu-img snapshot -c s1 snap.qcow2
+qio snap.qcow2 'write -P 0x42 1M 1M'
+cache_then_read snap.qcow2 base.raw snapshot/s1
+[[ "$stats" == "compressed cluster cache: 1024 hits "*", 64 misses,"* ]] ||
+    fail "snap.qcow2 snapshot/s1: expected 64 misses and 1024 hits: $stats"
+log "OK snap.qcow2 snapshot/s1: NBD_CMD_CACHE then reads: $stats"
+# A JSON view: NBD_CMD_CACHE succeeds (nothing to prefetch) even where
+# the document is longer than the disk it describes.
+qemu-img create -q -f qcow2 tiny.qcow2 512
+plugin_run tiny.qcow2 -- sh -c '"$NC_PY" -c "
+import nbd, sys
+h = nbd.NBD(); h.connect_uri(sys.argv[1])
+size = h.get_size()
+h.cache(size, 0)
+sys.exit(0 if h.pread(size, 0).lstrip().startswith(b\"[\") else \"map.json: not JSON\")
+" "nbd+unix:///map.json?socket=$unixsocket"' 2> /dev/null ||
+    fail "tiny.qcow2: NBD_CMD_CACHE of map.json failed"
+log "OK tiny.qcow2 map.json: NBD_CMD_CACHE of a document longer than the disk"
 
 # 3. A corrupt compressed cluster: NBD_CMD_CACHE fails with EIO like a read.
 cp base.qcow2 bad.qcow2
