@@ -233,6 +233,7 @@ for img in $images; do
         fi
     done
     if [ "$img" = plain ] && want nbdcopy-s; then
+        cat src.raw > /dev/null        # warm, as the images are
         start_file src.raw; f=$(seconds copy); stop_server
         start_qcow2map "$file"; p=$(seconds copy); stop_server
         printf '%-8s %-19s %12s %12s %7s\n' plain "nbdcopy-s vs file" "$p" "$f(file)" \
