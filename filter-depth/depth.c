@@ -23,6 +23,7 @@
 #include "backing_chain.h"
 #include "depth_map.h"
 #include "image_lock.h"
+#include "json_budget.h"
 #include "json_pad.h"
 #include "l2_cache.h"
 #include "q2_error.h"
@@ -83,6 +84,12 @@ depth_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     filename = nbdkit_realpath (value);
     if (filename == NULL)
       return -1;
+  }
+  else if (strcmp (key, "json-max-size") == 0) {
+    int64_t r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    json_budget_set (r);           /* for depth.json, in our own budget */
   }
   else if (strcmp (key, "l2-cache-size") == 0) {
     int64_t r = nbdkit_parse_size (value);

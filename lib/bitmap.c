@@ -112,7 +112,7 @@ describe_dirty (uint32_t type, char *buf, size_t n)
 char *
 bitmap_json (struct layer *l, const struct qcow2_bitmap *b, size_t *len)
 {
-  struct extent_json *w = extent_json_new (describe_dirty);
+  struct extent_json *w = extent_json_new (describe_dirty, l->file.path);
   uint64_t offset = 0;
 
   if (w == NULL)
@@ -121,11 +121,12 @@ bitmap_json (struct layer *l, const struct qcow2_bitmap *b, size_t *len)
     uint64_t length;
     bool dirty;
 
-    if (bitmap_dirty (l, b, offset, l->size - offset, &dirty, &length) == -1) {
+    if (bitmap_dirty (l, b, offset, l->size - offset, &dirty,
+                      &length) == -1 ||
+        extent_json_add (w, length, dirty) == -1) {
       extent_json_abort (w);
       return NULL;
     }
-    extent_json_add (w, length, dirty);
     offset += length;
   }
   return extent_json_finish (w, len);

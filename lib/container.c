@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "container.h"
+#include "json_budget.h"
 #include "container_json.h"
 #include "q2_error.h"
 
@@ -105,6 +106,7 @@ container_close (struct container *c)
   if (c == NULL)
     return;
   refcount_report_free (&c->check);
+  json_budget_uncharge (c->json_charged);
   free (c->json);
   free (c);
 }

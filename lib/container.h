@@ -23,6 +23,7 @@ struct container {
   struct container_stats stats;
   char *json;
   size_t json_len;
+  uint64_t json_charged;         /* to the JSON budget (json_budget.h) */
 };
 
 /* Analyse qcow2 layer L: walk its metadata, check refcounts, measure

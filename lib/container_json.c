@@ -11,6 +11,7 @@
 
 #include "container_json.h"
 #include "json.h"
+#include "json_budget.h"
 #include "q2_error.h"
 
 static void
@@ -213,8 +214,9 @@ drop_zero_alloc_of_data (struct meta_list *m)
   m->n = out;
 }
 
-static void
-json_metadata (FILE *fp, struct meta_list *m)
+static int
+json_metadata (FILE *fp, struct meta_list *m, struct json_charge *charge,
+               const char *path)
 {
   size_t i = 0, out = 0;
 
@@ -243,13 +245,17 @@ json_metadata (FILE *fp, struct meta_list *m)
     if ((r.kind == META_L1 || r.kind == META_L2) && r.snapshot >= 0)
       fprintf (fp, ", \"snapshot\": %d", r.snapshot);
     fprintf (fp, " }");
+    if (json_budget_charge (charge, fp, path) == -1)
+      return -1;
   }
   fprintf (fp, "\n  ]\n");
+  return 0;
 }
 
 int
 container_json_build (struct container *c, struct meta_list *m)
 {
+  struct json_charge charge = { 0 };
   FILE *fp;
   int r;
 
@@ -262,8 +268,19 @@ container_json_build (struct container *c, struct meta_list *m)
   json_header (fp, c->l);
   json_stats (fp, c);
   json_check (fp, &c->check);
-  json_metadata (fp, m);
-  fprintf (fp, "}\n");
-  r = fclose (fp);
-  return r == 0 ? 0 : q2_error ("open_memstream: %m");
+  r = json_metadata (fp, m, &charge, c->l->file.path);
+  if (r == 0) {
+    fprintf (fp, "}\n");
+    r = json_budget_charge (&charge, fp, c->l->file.path);
+  }
+  if (fclose (fp) == EOF && r == 0)
+    r = q2_error ("open_memstream: %m");
+  if (r == -1) {
+    json_budget_release (&charge);
+    free (c->json);
+    c->json = NULL;
+  }
+  else
+    c->json_charged = charge.bytes;
+  return r;
 }

@@ -28,7 +28,8 @@ char *
 depth_map_json (struct chain *c, size_t *len)
 {
   uint64_t size = c->layers[0]->size, offset = 0;
-  struct extent_json *w = extent_json_new (describe_depth);
+  struct extent_json *w = extent_json_new (describe_depth,
+                                           c->layers[0]->file.path);
 
   if (w == NULL)
     return NULL;
@@ -37,11 +38,11 @@ depth_map_json (struct chain *c, size_t *len)
     unsigned depth;
 
     if (chain_depth (c, 0, c->n - 1, offset, size - offset,
-                     &length, &depth) == -1) {
+                     &length, &depth) == -1 ||
+        extent_json_add (w, length, depth) == -1) {
       extent_json_abort (w);
       return NULL;
     }
-    extent_json_add (w, length, depth);
     offset += length;
   }
   return extent_json_finish (w, len);

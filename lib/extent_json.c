@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "extent_json.h"
+#include "json_budget.h"
 #include "q2_error.h"
 
 struct extent_json {
@@ -14,13 +15,15 @@ struct extent_json {
   char *text;
   size_t len;
   extent_describe_fn describe;
+  const char *path;
+  struct json_charge charge;
   uint64_t run_offset, run_length;  /* the run being coalesced */
   uint32_t run_type;
   bool first;
 };
 
 struct extent_json *
-extent_json_new (extent_describe_fn describe)
+extent_json_new (extent_describe_fn describe, const char *path)
 {
   struct extent_json *w = calloc (1, sizeof *w);
 
@@ -35,6 +38,7 @@ extent_json_new (extent_describe_fn describe)
     return NULL;
   }
   w->describe = describe;
+  w->path = path;
   w->first = true;
   fputs ("[\n", w->fp);
   return w;
@@ -53,16 +57,19 @@ print_run (struct extent_json *w)
   w->first = false;
 }
 
-void
+int
 extent_json_add (struct extent_json *w, uint64_t length, uint32_t type)
 {
   if (w->run_length > 0 && type != w->run_type) {
     print_run (w);
     w->run_offset += w->run_length;
     w->run_length = 0;
+    if (json_budget_charge (&w->charge, w->fp, w->path) == -1)
+      return -1;
   }
   w->run_type = type;
   w->run_length += length;
+  return 0;
 }
 
 char *
@@ -73,8 +80,13 @@ extent_json_finish (struct extent_json *w, size_t *len)
   if (w->run_length > 0)
     print_run (w);
   fputs ("\n]\n", w->fp);
+  if (json_budget_charge (&w->charge, w->fp, w->path) == -1) {
+    extent_json_abort (w);
+    return NULL;
+  }
   if (fclose (w->fp) == EOF) {
     q2_error ("open_memstream: %m");
+    json_budget_release (&w->charge);
     free (w->text);
     free (w);
     return NULL;
@@ -91,6 +103,7 @@ extent_json_abort (struct extent_json *w)
   if (w == NULL)
     return;
   fclose (w->fp);
+  json_budget_release (&w->charge);
   free (w->text);
   free (w);
 }

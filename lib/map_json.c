@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "map_json.h"
+#include "json_budget.h"
 #include "q2_error.h"
 
 struct map_entry {
@@ -125,7 +126,9 @@ map_json_build (struct chain *c, size_t first, size_t last,
                 char **json, size_t *len)
 {
   uint64_t size = c->layers[first]->size;
+  const char *path = c->layers[first]->file.path;
   struct map_entry curr = { .length = 0 }, next;
+  struct json_charge charge = { 0 };
   FILE *fp;
   int r = 0;
 
@@ -144,17 +147,22 @@ map_json_build (struct chain *c, size_t first, size_t last,
       curr.length += next.length;
       continue;
     }
-    if (curr.length > 0)
+    if (curr.length > 0) {
       print_entry (fp, &curr, true);
+      if ((r = json_budget_charge (&charge, fp, path)) == -1)
+        break;
+    }
     curr = next;
   }
   if (r == 0) {
     print_entry (fp, &curr, false);
     fputs ("]\n", fp);
+    r = json_budget_charge (&charge, fp, path);
   }
   if (fclose (fp) == EOF && r == 0)
     r = q2_error ("open_memstream: %m");
   if (r == -1) {
+    json_budget_release (&charge);
     free (*json);
     *json = NULL;
   }

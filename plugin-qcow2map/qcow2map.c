@@ -25,6 +25,7 @@
 #include "views.h"
 #include "nbd_extents.h"
 #include "l2_cache.h"
+#include "json_budget.h"
 #include "json_pad.h"
 #include "map_json.h"
 #include "bitmap.h"
@@ -146,6 +147,13 @@ qcow2map_config (const char *key, const char *value)
     return parse_l2_cache_size (value);
   if (strcmp (key, "thread-model") == 0)
     return thread_model_config (value);
+  if (strcmp (key, "json-max-size") == 0) {
+    int64_t size = nbdkit_parse_size (value);
+    if (size == -1)
+      return -1;
+    json_budget_set (size);
+    return 0;
+  }
   if (strcmp (key, "compressed-cache-size") == 0) {
     int64_t size = nbdkit_parse_size (value);
     if (size == -1) {
@@ -187,7 +195,9 @@ qcow2map_config_complete (void)
   "                    parallel unless nbdkit < 1.33.10, see the man page).\n" \
   "compressed-cache-size=SIZE\n" \
   "                    Bound on cached decompressed clusters (default 16M;\n" \
-  "                    0 disables the cache)."
+  "                    0 disables the cache).\n" \
+  "json-max-size=SIZE  Bound on the memory of the JSON exports together\n" \
+  "                    (default 64M)."
 
 static void
 debug_chain (void)
