@@ -264,6 +264,16 @@ qemu_nbd_start() {
     QEMU_NBD_PIDFILE=$pidf
 }
 
+# qcow2_node FILE [BACKING_JSON [SECRET_ID]] : a qemu json: node for
+# qcow2 FILE, with its backing node (none if empty) and, with SECRET_ID,
+# the secret that decrypts it.
+qcow2_node() {
+    local j="{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$1\"}"
+    [ -n "${3:-}" ] && j="$j,\"encrypt\":{\"key-secret\":\"$3\"}"
+    [ -n "${2:-}" ] && j="$j,\"backing\":$2"
+    echo "$j}"
+}
+
 # How qemu opens a test image, for the references (check_image, the depth
 # helpers).  By default IMG itself, as qcow2, from its directory.  Set for one
 # call (QEMU_REF=... check_image IMG ...):

@@ -17,12 +17,7 @@ depth_testsdir=$(cd "$(dirname "$0")" && pwd)
 source "$depth_testsdir/functions.sh"
 source "$depth_testsdir/depth-functions.sh"
 
-# qcow2_json FILE [BACKING_JSON] : a qemu json: node for qcow2 FILE.
-qnode() {
-    local j="{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$1\"}"
-    [ $# -ge 2 ] && j="$j,\"backing\":$2"
-    echo "$j}"
-}
+qnode() { qcow2_node "$1" "${2:-}"; }
 rawnode() { echo "{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":\"$1\"}}"; }
 
 # check_override IMG QEMU_JSON PARAMS... : plugin (check_image) and depth

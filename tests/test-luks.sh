@@ -37,12 +37,8 @@ depth_testsdir=$(cd "$(dirname "$0")" && pwd)
 source "$depth_testsdir/functions.sh"
 source "$depth_testsdir/depth-functions.sh"
 
-# lnode FILE SECRET_ID [BACKING_JSON] : qemu json node of an encrypted qcow2.
-lnode() {
-    local j="{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$1\"},\"encrypt\":{\"key-secret\":\"$2\"}"
-    [ $# -ge 3 ] && j="$j,\"backing\":$3"
-    echo "$j}"
-}
+# lnode FILE SECRET_ID [BACKING_JSON] : an encrypted qcow2's json node.
+lnode() { qcow2_node "$1" "${3:-}" "$2"; }
 # lqio FILE PASSPHRASE CMD... : qemu-io on an encrypted image alone.
 lqio() {
     local img=$1 pw=$2 c args=(); shift 2
