@@ -3,10 +3,13 @@
 
 #include <endian.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "metadata_walk.h"
+#include "qcow2_cluster.h"
+#include "qcow2_geometry.h"
 #include "refcount.h"
 #include "be.h"
 #include "bitmap_directory.h"
@@ -31,7 +34,7 @@ meta_kind_name (enum meta_kind kind)
     "l2-table", "data", "zero-preallocated", "compressed",
     "refcount-table", "refcount-block", "snapshot-table",
     "bitmap-directory", "bitmap-table", "bitmap-data",
-    "encryption-header", "corrupt",
+    "encryption-header", "corrupt", "external-data",
   };
   return names[kind];
 }
@@ -116,6 +119,66 @@ walk_header (struct walk *w)
 
 /* ---- L1 / L2 ---- */
 
+/* One L2 entry (ENTRY, and BITMAP with extended L2 entries; stored at
+ * WHERE) as qemu-img check sees it (check_refcounts_l2 in qemu 7.2),
+ * which is not how a read sees it (cluster_decode): the check counts one
+ * corruption for each defect it finds (reserved bits, COPIED on a
+ * compressed cluster, a compressed cluster with a data file or a
+ * subcluster bitmap, an inconsistent bitmap, an unaligned host offset)
+ * and still counts the references of most (an unaligned cluster covers
+ * the two host clusters it straddles), where a read fails.
+ */
+static int
+walk_l2_entry (struct walk *w, uint64_t where, uint64_t entry,
+               uint64_t bitmap, int snapshot)
+{
+  const struct qcow2_header *h = &w->l->header;
+  bool data_file = w->l->data != &w->l->file;
+  uint64_t host = entry & L2E_OFFSET_MASK;
+  enum meta_kind kind;
+  unsigned defects = 0, i;
+
+  if (entry & QCOW_OFLAG_COMPRESSED) {
+    struct cluster_desc d;
+
+    defects += (entry & QCOW_OFLAG_COPIED) != 0;
+    if (data_file || bitmap)
+      defects++;                /* and the cluster is not counted */
+    else {
+      cluster_decode (&w->l->geom, entry, 0, &d);
+      if (emit (w, META_COMPRESSED, d.host_offset, d.compressed_size,
+                snapshot) == -1)
+        return -1;
+    }
+  }
+  else {
+    /* qemu's qcow2_get_cluster_type: the zero flag first (not with
+     * extended L2 entries), then offset 0 is unallocated unless an
+     * external data file's entry has COPIED set.
+     */
+    bool zero = !h->extended_l2 && (entry & QCOW_OFLAG_ZERO);
+
+    defects += (entry & L2E_STD_RESERVED_MASK) != 0;
+    if (host == 0 && (zero || !(data_file && (entry & QCOW_OFLAG_COPIED)))) {
+      if (!zero)                /* unallocated */
+        defects += (bitmap & QCOW_L2_BITMAP_ALL_ALLOC) != 0;
+    }
+    else {                      /* normal, or zero with a host cluster */
+      defects += ((bitmap >> 32) & bitmap) != 0;
+      defects += offset_into_cluster (h, host) != 0;
+      kind = data_file ? META_EXTERNAL_DATA
+             : zero ? META_ZERO_ALLOC : META_DATA;
+      if (emit (w, kind, data_file ? where : host, h->cluster_size,
+                snapshot) == -1)
+        return -1;
+    }
+  }
+  for (i = 0; i < defects; i++)
+    if (emit (w, META_CORRUPT, where, 0, snapshot) == -1)
+      return -1;
+  return 0;
+}
+
 static int
 walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
 {
@@ -134,29 +197,10 @@ walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
     return -1;
   for (i = 0; i < n; i++) {
     const uint8_t *e = w->buf + i * h->l2_entry_size;
-    struct cluster_desc d;
-    int r = 0;
 
-    cluster_decode (&w->l->geom, get_be64 (e),
-                    h->extended_l2 ? get_be64 (e + 8) : 0, &d);
-    switch (d.type) {
-    case SC_COMPRESSED:
-      r = emit (w, META_COMPRESSED, d.host_offset, d.compressed_size,
-                snapshot);
-      break;
-    case SC_NORMAL:
-      if (w->l->data == &w->l->file)
-        r = emit (w, META_DATA, d.host_offset, h->cluster_size, snapshot);
-      break;
-    case SC_ZERO:
-      if (d.host_offset && w->l->data == &w->l->file)
-        r = emit (w, META_ZERO_ALLOC, d.host_offset, h->cluster_size,
-                  snapshot);
-      break;
-    default:
-      break;
-    }
-    if (r == -1)
+    if (walk_l2_entry (w, l2_offset + i * h->l2_entry_size, get_be64 (e),
+                       h->extended_l2 ? get_be64 (e + 8) : 0,
+                       snapshot) == -1)
       return -1;
   }
   return 0;
@@ -193,9 +237,26 @@ walk_l1 (struct walk *w, uint64_t offset, uint32_t l1_size,
     q2_error ("malloc: %m");
   if (l2s == NULL)
     return -1;
-  for (i = 0; i < n; i++)
-    if ((l2s[i] & L1E_OFFSET_MASK) != 0)
-      l2s[k++] = l2s[i] & L1E_OFFSET_MASK;
+  /* qemu-img check (check_refcounts_l1) skips only zero entries: an
+   * entry with reserved bits set or an unaligned offset is a corruption,
+   * and its L2 table is still counted and checked where the offset
+   * bits say, even at offset 0 (the header, then read as L2 entries).
+   */
+  for (i = 0; i < n; i++) {
+    uint64_t l2 = l2s[i] & L1E_OFFSET_MASK;
+    unsigned defects;
+
+    if (l2s[i] == 0)
+      continue;
+    defects = ((l2s[i] & L1E_RESERVED_MASK) != 0) +
+              (offset_into_cluster (&w->l->header, l2) != 0);
+    while (defects-- > 0)
+      if (emit (w, META_CORRUPT, offset + i * 8, 0, snapshot) == -1) {
+        free (l2s);
+        return -1;
+      }
+    l2s[k++] = l2;
+  }
   sort_u64 (l2s, k);
   for (i = 0; i < k && r == 0; i = j) {
     for (j = i + 1; j < k && l2s[j] == l2s[i]; j++)

@@ -30,9 +30,13 @@ enum meta_kind {
   META_BITMAP_TABLE,
   META_BITMAP_DATA,
   META_ENCRYPTION_HEADER, /* the LUKS header and key material */
-  META_CORRUPT,           /* a structure qemu-img check counts as one
-                             corruption and skips (offset: where it is
+  META_CORRUPT,           /* a defect qemu-img check counts as one
+                             corruption per reference (COUNT) and does
+                             not use further (offset: where it is
                              described); nothing is in use because of it */
+  META_EXTERNAL_DATA,     /* a data cluster in the external data file:
+                             allocated for qemu-img check, but no cluster
+                             of this file (offset: the L2 entry's) */
 };
 
 struct meta_ref {

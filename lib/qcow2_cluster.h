@@ -12,10 +12,15 @@
 #include <stdbool.h>
 
 /* Reserved bits of L1 and L2 entries are ignored, as qemu ignores
- * them when it reads: the masks below are all that is used.
+ * them when it reads: the offset masks and flags below are all that a
+ * read uses.  qemu-img check counts entries with reserved bits set as
+ * corruptions (the RESERVED masks, from qemu's qcow2.h).
  */
 #define L1E_OFFSET_MASK   0x00fffffffffffe00ULL
 #define L2E_OFFSET_MASK   0x00fffffffffffe00ULL
+#define L1E_RESERVED_MASK     0x7f000000000001ffULL
+#define L2E_STD_RESERVED_MASK 0x3f000000000001feULL
+#define QCOW_L2_BITMAP_ALL_ALLOC 0xffffffffULL
 #define QCOW_OFLAG_COPIED     (1ULL << 63)
 #define QCOW_OFLAG_COMPRESSED (1ULL << 62)
 #define QCOW_OFLAG_ZERO       (1ULL << 0)

@@ -65,7 +65,12 @@ count_ref (void *opaque, const struct meta_ref *ref)
   uint64_t cs = c->l->header.cluster_size;
 
   if (ref->kind == META_CORRUPT) {       /* skipped, as qemu-img check */
-    c->r->corruptions++;
+    c->r->corruptions += ref->count;
+    return 0;
+  }
+  if (ref->kind == META_EXTERNAL_DATA) { /* allocated, not in this file */
+    if (ref->snapshot == -1)
+      c->r->allocated_clusters += ref->count;
     return 0;
   }
   if (c->observer && c->observer (c->observer_opaque, ref) == -1)
@@ -168,8 +173,11 @@ check_copied_l2 (void *opaque, uint64_t l2, const uint8_t *entries,
   const struct qcow2_header *h = &c->l->header;
   uint64_t j, host, v, stored, before = c->r->corruptions;
 
-  if (snapshot != -1 || refcount_get (c->l, l2 >> h->cluster_bits, &stored)
-                        == -1)
+  /* An L1 entry with offset 0 (reserved bits only) is walked as an L2
+   * table at 0 by the refcount check, but check_oflag_copied skips it.
+   */
+  if (snapshot != -1 || l2 == 0 ||
+      refcount_get (c->l, l2 >> h->cluster_bits, &stored) == -1)
     return 0;
   for (j = 0; j < n; j++) {
     v = get_be64 (entries + j * h->l2_entry_size);

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# The check of file/N.json counts damaged L1 and L2 entries as qemu-img
+# check (qemu 7.2, check_refcounts_l1/l2) does, entry by entry: leaks,
+# corruptions, allocated-clusters, compressed-clusters and
+# image-end-offset equal to qemu-img check --output=json's, for
+#  - an L2 entry with reserved bits set (a corruption; the cluster still
+#    counts);
+#  - a data cluster at an unaligned host offset (a corruption, and the
+#    reference covers the two clusters it straddles);
+#  - a compressed cluster with the COPIED flag;
+#  - an L1 entry with reserved bits set, one with an unaligned L2 offset
+#    (that L2 table is read where the offset says), and one with only
+#    reserved bits (qemu-img check then reads the header as an L2 table);
+#  - extended L2 entries: a cluster with a subcluster both allocated and
+#    zero, an unallocated cluster with allocated subclusters, a
+#    compressed cluster with a subcluster bitmap;
+#  - an external data file: intact (its clusters are allocated, none in
+#    the qcow2 file), and with a compressed entry;
+#  - the same damage reached from two L1 entries and from a snapshot (the
+#    counts multiply).
+container_testsdir=$(cd "$(dirname "$0")" && pwd)
+source "$container_testsdir/functions.sh"
+source "$container_testsdir/container-functions.sh"
+
+# same_counts IMG : our check counts are qemu-img check's.
+same_counts() {
+    local img=$1 k q ours
+    layer_qemu_check "$TESTDIR/$img" "$TESTDIR/$img.q" > /dev/null
+    rm -f "$img.json"
+    plugin_run "$img" -- sh -c \
+        'nbdcopy "nbd+unix:///file/1.json?socket=$unixsocket" "$0"' "$TESTDIR/$img.json" ||
+        fail "$img: file/1.json could not be read"
+    for k in leaks corruptions allocated-clusters compressed-clusters image-end-offset; do
+        q=$(jq_num "$img.q.json" ".\"$k\" // 0")
+        ours=$(jq_num "$img.json" ".check.\"$k\"")
+        [ "$q" = "$ours" ] || {
+            show_file "$img.q.err" 15
+            echo "    qemu-img check: $(jq -c 'del(.filename)' "$img.q.json")" >&2
+            echo "    file/1.json:    $(jq -c .check "$img.json")" >&2
+            fail "$img: check.$k is $ours, qemu-img check says $q"; }
+    done
+    log "OK $img: $(jq -c '.check | {leaks, corruptions, "allocated-clusters", "compressed-clusters"}' "$img.json") as qemu-img check"
+}
+# or_be IMG OFFSET VALUE / add_be IMG OFFSET VALUE : change a 64-bit entry.
+or_be()  { poke_be "$1" "$2" 8 $(( $(peek_be "$1" "$2" 8) | $3 )); }
+add_be() { poke_be "$1" "$2" 8 $(( $(peek_be "$1" "$2" 8) + $3 )); }
+
+# Standard L2 entries: 1 GiB (two L1 entries), data at 0-1M, a compressed
+# cluster at 2M, data at 512M (the second L1 entry).
+mkimg std.qcow2 1G
+qio std.qcow2 'write -P 1 0 1M' 'write -c -P 3 2M 64k' 'write -P 4 512M 64k'
+same_counts std.qcow2
+
+cp std.qcow2 l2-reserved.qcow2
+or_be l2-reserved.qcow2 "$(l2_entry_pos l2-reserved.qcow2 0)" 0x2
+same_counts l2-reserved.qcow2
+
+cp std.qcow2 l2-unaligned.qcow2
+add_be l2-unaligned.qcow2 "$(l2_entry_pos l2-unaligned.qcow2 65536)" 512
+same_counts l2-unaligned.qcow2
+
+cp std.qcow2 comp-copied.qcow2
+or_be comp-copied.qcow2 "$(l2_entry_pos comp-copied.qcow2 $((2 << 20)))" $((1 << 63))
+same_counts comp-copied.qcow2
+
+cp std.qcow2 l1-reserved.qcow2
+or_be l1-reserved.qcow2 "$(l1_entry_pos l1-reserved.qcow2 0)" 0x2
+same_counts l1-reserved.qcow2
+
+cp std.qcow2 l1-unaligned.qcow2
+add_be l1-unaligned.qcow2 "$(l1_entry_pos l1-unaligned.qcow2 $((512 << 20)))" 512
+same_counts l1-unaligned.qcow2
+
+cp std.qcow2 l1-reserved-only.qcow2
+poke_be l1-reserved-only.qcow2 "$(l1_entry_pos l1-reserved-only.qcow2 $((512 << 20)))" 8 0x2
+same_counts l1-reserved-only.qcow2
+
+# The same L2 damage seen through two L1 entries, and from a snapshot.
+cp l2-unaligned.qcow2 twice.qcow2
+poke_be twice.qcow2 "$(l1_entry_pos twice.qcow2 $((512 << 20)))" 8 \
+    "$(peek_be twice.qcow2 "$(l1_entry_pos twice.qcow2 0)" 8)"
+same_counts twice.qcow2
+cp std.qcow2 snap.qcow2
+qemu-img snapshot -c s1 snap.qcow2
+or_be snap.qcow2 "$(l2_entry_pos snap.qcow2 0)" 0x2
+same_counts snap.qcow2
+
+# Extended L2 entries (16 bytes: the entry, then the subcluster bitmap:
+# allocated bits 0-31, zero bits 32-63).
+mkimg -o extended_l2=on ext.qcow2 4M
+qio ext.qcow2 'write -P 1 0 1M' 'write -c -P 3 2M 64k'
+same_counts ext.qcow2
+cp ext.qcow2 ext-both.qcow2
+or_be ext-both.qcow2 $(( $(l2_entry_pos ext-both.qcow2 0) + 8 )) $((1 << 32))
+same_counts ext-both.qcow2
+cp ext.qcow2 ext-unalloc.qcow2
+or_be ext-unalloc.qcow2 $(( $(l2_entry_pos ext-unalloc.qcow2 $((3 << 20))) + 8 )) 0x3
+same_counts ext-unalloc.qcow2
+cp ext.qcow2 ext-comp.qcow2
+or_be ext-comp.qcow2 $(( $(l2_entry_pos ext-comp.qcow2 $((2 << 20))) + 8 )) 0x1
+same_counts ext-comp.qcow2
+
+# An external data file.
+mkimg -o data_file=df.raw df.qcow2 4M
+qio df.qcow2 'write -P 1 0 1M'
+same_counts df.qcow2
+cp df.qcow2 df-comp.qcow2
+cp df.raw df-comp.raw
+qemu-img amend -f qcow2 -o data_file=df-comp.raw df-comp.qcow2
+or_be df-comp.qcow2 "$(l2_entry_pos df-comp.qcow2 65536)" $((1 << 62))
+same_counts df-comp.qcow2
