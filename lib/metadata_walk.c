@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "metadata_walk.h"
+#include "l1_sweep.h"
 #include "qcow2_cluster.h"
 #include "qcow2_geometry.h"
 #include "refcount.h"
@@ -206,6 +207,24 @@ walk_l2 (struct walk *w, uint64_t l2_offset, int snapshot)
   return 0;
 }
 
+/* The corruptions qemu-img check counts for a non-zero L1 ENTRY at
+ * WHERE, seen COUNT times: reserved bits set, an unaligned L2 offset.
+ */
+static int
+l1_entry_defects (struct walk *w, uint64_t where, uint64_t entry,
+                  uint64_t count, int snapshot)
+{
+  unsigned defects = ((entry & L1E_RESERVED_MASK) != 0) +
+    (offset_into_cluster (&w->l->header, entry & L1E_OFFSET_MASK) != 0);
+  int r = 0;
+
+  w->count = count;
+  while (defects-- > 0 && r == 0)
+    r = emit (w, META_CORRUPT, where, 0, snapshot);
+  w->count = 1;
+  return r;
+}
+
 /* An L1 table of L1_SIZE entries at OFFSET (TABLE: already in memory,
  * host endian, or NULL to read the part of it inside the file).
  *
@@ -243,19 +262,13 @@ walk_l1 (struct walk *w, uint64_t offset, uint32_t l1_size,
    * bits say, even at offset 0 (the header, then read as L2 entries).
    */
   for (i = 0; i < n; i++) {
-    uint64_t l2 = l2s[i] & L1E_OFFSET_MASK;
-    unsigned defects;
-
     if (l2s[i] == 0)
       continue;
-    defects = ((l2s[i] & L1E_RESERVED_MASK) != 0) +
-              (offset_into_cluster (&w->l->header, l2) != 0);
-    while (defects-- > 0)
-      if (emit (w, META_CORRUPT, offset + i * 8, 0, snapshot) == -1) {
-        free (l2s);
-        return -1;
-      }
-    l2s[k++] = l2;
+    if (l1_entry_defects (w, offset + i * 8, l2s[i], 1, snapshot) == -1) {
+      free (l2s);
+      return -1;
+    }
+    l2s[k++] = l2s[i] & L1E_OFFSET_MASK;
   }
   sort_u64 (l2s, k);
   for (i = 0; i < k && r == 0; i = j) {
@@ -290,27 +303,106 @@ walk_refcounts (struct walk *w)
 
 /* ---- snapshots ---- */
 
+/* The L2 tables the snapshots' L1 tables point at, with how often. */
+struct l2_uses {
+  struct walk *w;
+  struct l2_use { uint64_t offset, count; int snapshot; } *v;
+  size_t n, cap;
+};
+
+/* One word of snapshot L1 tables (l1_sweep.h): what walk_l1 does with
+ * an entry, COVERAGE times.
+ */
 static int
-walk_snapshots (struct walk *w)
+snapshot_l1_word (void *opaque, uint64_t position, uint64_t value,
+                  uint64_t coverage, int snapshot)
+{
+  struct l2_uses *u = opaque;
+  uint64_t l2 = value & L1E_OFFSET_MASK;
+
+  if (u->n == u->cap) {
+    size_t cap = u->cap ? 2 * u->cap : 1024;
+    struct l2_use *v = realloc (u->v, cap * sizeof *v);
+
+    if (v == NULL)
+      return q2_error ("realloc: %m");
+    u->v = v;
+    u->cap = cap;
+  }
+  u->v[u->n++] = (struct l2_use) { l2, coverage, snapshot };
+  return l1_entry_defects (u->w, position, value, coverage, snapshot);
+}
+
+static int
+compare_l2_uses (const void *a, const void *b)
+{
+  const struct l2_use *x = a, *y = b;
+
+  return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* All snapshots' L1 tables together: each L1 table is referenced once
+ * per snapshot, as qemu-img check counts it; then every word of them is
+ * read once (l1_sweep.h) and every distinct L2 table walked once, with
+ * all its references.  The counts are those of walking each snapshot in
+ * turn, the work is bounded by the file (not snapshots x tables).
+ */
+static int
+walk_snapshot_l1s (struct walk *w)
 {
   const struct qcow2_snapshot_table *t = &w->l->snapshots;
-  uint32_t i;
+  struct l1_span *spans = malloc ((t->count ? t->count : 1) * sizeof *spans);
+  struct l2_uses u = { w, NULL, 0, 0 };
+  size_t n = 0, i, j;
+  int r = 0;
 
+  if (spans == NULL)
+    return q2_error ("malloc: %m");
   /* The table was read and validated at open. */
-  for (i = 0; i < t->count; i++) {
+  for (i = 0; i < t->count && r == 0; i++) {
     const struct qcow2_snapshot *s = &t->entries[i];
 
     /* qemu-img check: "l1_size is too large", one corruption, and the
      * snapshot is skipped (calculate_refcounts).
      */
-    if ((uint64_t) s->l1_size * 8 > QCOW2_MAX_L1_BYTES) {
-      if (emit (w, META_CORRUPT, s->entry_offset, 0, i) == -1)
-        return -1;
-      continue;
+    if ((uint64_t) s->l1_size * 8 > QCOW2_MAX_L1_BYTES)
+      r = emit (w, META_CORRUPT, s->entry_offset, 0, i);
+    else if (s->l1_size > 0) {
+      r = emit (w, META_L1, s->l1_table_offset, (uint64_t) s->l1_size * 8, i);
+      spans[n].start = s->l1_table_offset;
+      spans[n].end = s->l1_table_offset +
+        8 * entries_in_file (w, s->l1_table_offset, s->l1_size, 8);
+      spans[n++].snapshot = i;
     }
-    if (walk_l1 (w, s->l1_table_offset, s->l1_size, NULL, i) == -1)
-      return -1;
   }
+  if (r == 0)
+    r = l1_sweep (&w->l->file, spans, n, snapshot_l1_word, &u);
+  free (spans);
+  if (r == 0)
+    qsort (u.v, u.n, sizeof *u.v, compare_l2_uses);
+  for (i = 0; i < u.n && r == 0; i = j) {
+    struct l2_use sum = u.v[i];
+
+    for (j = i + 1; j < u.n && u.v[j].offset == sum.offset; j++) {
+      sum.count += u.v[j].count;
+      if (u.v[j].snapshot < sum.snapshot)
+        sum.snapshot = u.v[j].snapshot;
+    }
+    w->count = sum.count;
+    r = walk_l2 (w, sum.offset, sum.snapshot);
+    w->count = 1;
+  }
+  free (u.v);
+  return r;
+}
+
+static int
+walk_snapshots (struct walk *w)
+{
+  const struct qcow2_snapshot_table *t = &w->l->snapshots;
+
+  if (walk_snapshot_l1s (w) == -1)
+    return -1;
   if (t->count &&
       emit (w, META_SNAPSHOT_TABLE, t->offset, t->length, -1) == -1)
     return -1;
