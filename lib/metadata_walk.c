@@ -378,7 +378,7 @@ walk_snapshot_l1s (struct walk *w)
   if (r == 0)
     r = l1_sweep (&w->l->file, spans, n, snapshot_l1_word, &u);
   free (spans);
-  if (r == 0)
+  if (r == 0 && u.n > 0)
     qsort (u.v, u.n, sizeof *u.v, compare_l2_uses);
   for (i = 0; i < u.n && r == 0; i = j) {
     struct l2_use sum = u.v[i];
