@@ -225,8 +225,8 @@ l1_entry_defects (struct walk *w, uint64_t where, uint64_t entry,
   return r;
 }
 
-/* An L1 table of L1_SIZE entries at OFFSET (TABLE: already in memory,
- * host endian, or NULL to read the part of it inside the file).
+/* The active L1 table (loaded at open: l->l1, host endian).  Snapshot
+ * L1 tables go through walk_snapshot_l1s.
  *
  * Each distinct L2 table is walked once, its references standing for
  * as many as there are L1 entries pointing at it (w->count): the counts
@@ -236,46 +236,40 @@ l1_entry_defects (struct walk *w, uint64_t where, uint64_t entry,
  * billion references from a 1 MiB file).
  */
 static int
-walk_l1 (struct walk *w, uint64_t offset, uint32_t l1_size,
-         const uint64_t *table, int snapshot)
+walk_active_l1 (struct walk *w)
 {
-  uint64_t *l2s, i, j, n = l1_size, k = 0;
+  const struct qcow2_header *h = &w->l->header;
+  uint64_t *l2s, i, j, n = h->l1_size, k = 0;
   int r = 0;
 
-  if (l1_size == 0)
+  if (n == 0)
     return 0;
-  if (emit (w, META_L1, offset, (uint64_t) l1_size * 8, snapshot) == -1)
+  if (emit (w, META_L1, h->l1_table_offset, n * 8, -1) == -1)
     return -1;
-  if (table == NULL) {
-    n = entries_in_file (w, offset, l1_size, 8);
-    l2s = read_table (w, offset, n);
-  }
-  else if ((l2s = malloc (n * 8)) != NULL)
-    memcpy (l2s, table, n * 8);
-  else
-    q2_error ("malloc: %m");
+  l2s = malloc (n * 8);
   if (l2s == NULL)
-    return -1;
+    return q2_error ("malloc: %m");
   /* qemu-img check (check_refcounts_l1) skips only zero entries: an
    * entry with reserved bits set or an unaligned offset is a corruption,
    * and its L2 table is still counted and checked where the offset
    * bits say, even at offset 0 (the header, then read as L2 entries).
    */
   for (i = 0; i < n; i++) {
-    if (l2s[i] == 0)
+    if (w->l->l1[i] == 0)
       continue;
-    if (l1_entry_defects (w, offset + i * 8, l2s[i], 1, snapshot) == -1) {
+    if (l1_entry_defects (w, h->l1_table_offset + i * 8, w->l->l1[i], 1,
+                          -1) == -1) {
       free (l2s);
       return -1;
     }
-    l2s[k++] = l2s[i] & L1E_OFFSET_MASK;
+    l2s[k++] = w->l->l1[i] & L1E_OFFSET_MASK;
   }
   sort_u64 (l2s, k);
   for (i = 0; i < k && r == 0; i = j) {
     for (j = i + 1; j < k && l2s[j] == l2s[i]; j++)
       ;
     w->count = j - i;
-    r = walk_l2 (w, l2s[i], snapshot);
+    r = walk_l2 (w, l2s[i], -1);
     w->count = 1;
   }
   free (l2s);
@@ -310,8 +304,8 @@ struct l2_uses {
   size_t n, cap;
 };
 
-/* One word of snapshot L1 tables (l1_sweep.h): what walk_l1 does with
- * an entry, COVERAGE times.
+/* One word of snapshot L1 tables (l1_sweep.h): what walk_active_l1
+ * does with an entry, COVERAGE times.
  */
 static int
 snapshot_l1_word (void *opaque, uint64_t position, uint64_t value,
@@ -475,7 +469,7 @@ metadata_walk_l2 (struct layer *l, meta_cb cb, meta_l2_cb l2_cb, void *opaque)
     return q2_error ("malloc: %m");
   r = walk_header (&w);
   if (r == 0)
-    r = walk_l1 (&w, l->header.l1_table_offset, l->header.l1_size, l->l1, -1);
+    r = walk_active_l1 (&w);
   if (r == 0)
     r = walk_refcounts (&w);
   if (r == 0)
