@@ -269,18 +269,9 @@ container_json_build (struct container *c, struct meta_list *m)
   json_stats (fp, c);
   json_check (fp, &c->check);
   r = json_metadata (fp, m, &charge, c->l->file.path);
-  if (r == 0) {
+  if (r == 0)
     fprintf (fp, "}\n");
-    r = json_budget_charge (&charge, fp, c->l->file.path);
-  }
-  if (fclose (fp) == EOF && r == 0)
-    r = q2_error ("open_memstream: %m");
-  if (r == -1) {
-    json_budget_release (&charge);
-    free (c->json);
-    c->json = NULL;
-  }
-  else
-    c->json_charged = charge.bytes;
+  r = json_budget_close (&charge, fp, &c->json, c->l->file.path, r);
+  c->json_charged = charge.bytes;
   return r;
 }

@@ -80,14 +80,7 @@ extent_json_finish (struct extent_json *w, size_t *len)
   if (w->run_length > 0)
     print_run (w);
   fputs ("\n]\n", w->fp);
-  if (json_budget_charge (&w->charge, w->fp, w->path) == -1) {
-    extent_json_abort (w);
-    return NULL;
-  }
-  if (fclose (w->fp) == EOF) {
-    q2_error ("open_memstream: %m");
-    json_budget_release (&w->charge);
-    free (w->text);
+  if (json_budget_close (&w->charge, w->fp, &w->text, w->path, 0) == -1) {
     free (w);
     return NULL;
   }
@@ -102,8 +95,6 @@ extent_json_abort (struct extent_json *w)
 {
   if (w == NULL)
     return;
-  fclose (w->fp);
-  json_budget_release (&w->charge);
-  free (w->text);
+  json_budget_close (&w->charge, w->fp, &w->text, w->path, -1);
   free (w);
 }

@@ -3,6 +3,7 @@
 #include <config.h>
 
 #include <inttypes.h>
+#include <stdlib.h>
 
 #include "json_budget.h"
 #include "q2_error.h"
@@ -46,6 +47,22 @@ json_budget_uncharge (uint64_t bytes)
 void
 json_budget_release (struct json_charge *ch)
 {
-  __atomic_sub_fetch (&charged, ch->bytes, __ATOMIC_RELAXED);
+  json_budget_uncharge (ch->bytes);
   ch->bytes = 0;
+}
+
+int
+json_budget_close (struct json_charge *ch, FILE *fp, char **text,
+                   const char *path, int r)
+{
+  if (r == 0)
+    r = json_budget_charge (ch, fp, path);
+  if (fclose (fp) == EOF && r == 0)
+    r = q2_error ("open_memstream: %m");
+  if (r == -1) {
+    json_budget_release (ch);
+    free (*text);
+    *text = NULL;
+  }
+  return r;
 }

@@ -10,9 +10,10 @@
  * open; the others keep serving.
  *
  * Accounting: a document being written to an open_memstream charges
- * its size as it grows (json_budget_charge after each piece), and gives
- * the charge back if it is abandoned (json_budget_release).  A finished
- * document keeps its charge.  Padding (json_pad.h, under 4 KiB per
+ * its size as it grows (json_budget_charge after each piece) and at the
+ * end (json_budget_close), and gives the charge back if it is abandoned
+ * (json_budget_close does on failure).  A finished document keeps its
+ * charge until it is freed (json_budget_uncharge).  Padding (json_pad.h, under 4 KiB per
  * document) is not charged.
  */
 #ifndef Q2_JSON_BUDGET_H
@@ -40,6 +41,14 @@ int json_budget_charge (struct json_charge *ch, FILE *fp, const char *path);
 
 /* Give back everything CH has charged (a document abandoned). */
 void json_budget_release (struct json_charge *ch);
+
+/* End a document written to FP, an open_memstream over *TEXT: charge
+ * its final size (unless R is -1: writing it failed already) and close
+ * FP.  If anything failed, the charge is given back and *TEXT freed
+ * (set to NULL).  Returns 0, or -1 with q2_error set.
+ */
+int json_budget_close (struct json_charge *ch, FILE *fp, char **text,
+                       const char *path, int r);
 
 /* Give back BYTES: a finished document is being freed, which was BYTES
  * long when it was built (before json_pad).

@@ -157,14 +157,6 @@ map_json_build (struct chain *c, size_t first, size_t last,
   if (r == 0) {
     print_entry (fp, &curr, false);
     fputs ("]\n", fp);
-    r = json_budget_charge (&charge, fp, path);
   }
-  if (fclose (fp) == EOF && r == 0)
-    r = q2_error ("open_memstream: %m");
-  if (r == -1) {
-    json_budget_release (&charge);
-    free (*json);
-    *json = NULL;
-  }
-  return r;
+  return json_budget_close (&charge, fp, json, path, r);
 }
