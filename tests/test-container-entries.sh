@@ -44,9 +44,20 @@ same_counts() {
     done
     log "OK $img: $(jq -c '.check | {leaks, corruptions, "allocated-clusters", "compressed-clusters"}' "$img.json") as qemu-img check"
 }
-# or_be IMG OFFSET VALUE / add_be IMG OFFSET VALUE : change a 64-bit entry.
+# or_be / add_be / set_be IMG OFFSET VALUE : change a 64-bit entry.
 or_be()  { poke_be "$1" "$2" 8 $(( $(peek_be "$1" "$2" 8) | $3 )); }
 add_be() { poke_be "$1" "$2" 8 $(( $(peek_be "$1" "$2" 8) + $3 )); }
+set_be() { poke_be "$1" "$2" 8 "$3"; }
+# damaged BASE IMG OP l1|l2 GUEST_OFFSET VALUE [BYTE] : IMG is a copy of
+# BASE whose L1 or L2 entry for GUEST_OFFSET (at BYTE into the entry: 8
+# for an extended L2 entry's bitmap) OP (or_be, add_be, set_be) VALUE;
+# then same_counts IMG.
+damaged() {
+    local base=$1 img=$2 op=$3 table=$4 goff=$5 value=$6 byte=${7:-0}
+    cp "$base" "$img"
+    "$op" "$img" $(( $("${table}_entry_pos" "$img" "$goff") + byte )) "$value"
+    same_counts "$img"
+}
 
 # Standard L2 entries: 1 GiB (two L1 entries), data at 0-1M, a compressed
 # cluster at 2M, data at 512M (the second L1 entry).
@@ -54,29 +65,12 @@ mkimg std.qcow2 1G
 qio std.qcow2 'write -P 1 0 1M' 'write -c -P 3 2M 64k' 'write -P 4 512M 64k'
 same_counts std.qcow2
 
-cp std.qcow2 l2-reserved.qcow2
-or_be l2-reserved.qcow2 "$(l2_entry_pos l2-reserved.qcow2 0)" 0x2
-same_counts l2-reserved.qcow2
-
-cp std.qcow2 l2-unaligned.qcow2
-add_be l2-unaligned.qcow2 "$(l2_entry_pos l2-unaligned.qcow2 65536)" 512
-same_counts l2-unaligned.qcow2
-
-cp std.qcow2 comp-copied.qcow2
-or_be comp-copied.qcow2 "$(l2_entry_pos comp-copied.qcow2 $((2 << 20)))" $((1 << 63))
-same_counts comp-copied.qcow2
-
-cp std.qcow2 l1-reserved.qcow2
-or_be l1-reserved.qcow2 "$(l1_entry_pos l1-reserved.qcow2 0)" 0x2
-same_counts l1-reserved.qcow2
-
-cp std.qcow2 l1-unaligned.qcow2
-add_be l1-unaligned.qcow2 "$(l1_entry_pos l1-unaligned.qcow2 $((512 << 20)))" 512
-same_counts l1-unaligned.qcow2
-
-cp std.qcow2 l1-reserved-only.qcow2
-poke_be l1-reserved-only.qcow2 "$(l1_entry_pos l1-reserved-only.qcow2 $((512 << 20)))" 8 0x2
-same_counts l1-reserved-only.qcow2
+damaged std.qcow2 l2-reserved.qcow2 or_be l2 0 0x2
+damaged std.qcow2 l2-unaligned.qcow2 add_be l2 65536 512
+damaged std.qcow2 comp-copied.qcow2 or_be l2 $((2 << 20)) $((1 << 63))
+damaged std.qcow2 l1-reserved.qcow2 or_be l1 0 0x2
+damaged std.qcow2 l1-unaligned.qcow2 add_be l1 $((512 << 20)) 512
+damaged std.qcow2 l1-reserved-only.qcow2 set_be l1 $((512 << 20)) 0x2
 
 # The same L2 damage seen through two L1 entries, and from a snapshot.
 cp l2-unaligned.qcow2 twice.qcow2
@@ -93,15 +87,9 @@ same_counts snap.qcow2
 mkimg -o extended_l2=on ext.qcow2 4M
 qio ext.qcow2 'write -P 1 0 1M' 'write -c -P 3 2M 64k'
 same_counts ext.qcow2
-cp ext.qcow2 ext-both.qcow2
-or_be ext-both.qcow2 $(( $(l2_entry_pos ext-both.qcow2 0) + 8 )) $((1 << 32))
-same_counts ext-both.qcow2
-cp ext.qcow2 ext-unalloc.qcow2
-or_be ext-unalloc.qcow2 $(( $(l2_entry_pos ext-unalloc.qcow2 $((3 << 20))) + 8 )) 0x3
-same_counts ext-unalloc.qcow2
-cp ext.qcow2 ext-comp.qcow2
-or_be ext-comp.qcow2 $(( $(l2_entry_pos ext-comp.qcow2 $((2 << 20))) + 8 )) 0x1
-same_counts ext-comp.qcow2
+damaged ext.qcow2 ext-both.qcow2 or_be l2 0 $((1 << 32)) 8
+damaged ext.qcow2 ext-unalloc.qcow2 or_be l2 $((3 << 20)) 0x3 8
+damaged ext.qcow2 ext-comp.qcow2 or_be l2 $((2 << 20)) 0x1 8
 
 # An external data file.
 mkimg -o data_file=df.raw df.qcow2 4M
