@@ -315,6 +315,21 @@ _alive() {
     [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
+# nbdkit_background SOCK PIDFILE WHAT NBDKIT-ARGS... : a background nbdkit
+# serving on the Unix socket SOCK (stop it with _kill_pidfile PIDFILE);
+# fails the test, naming WHAT, unless it is up within the timeout.
+nbdkit_background() {
+    local sock=$1 pidf=$2 what=$3 deadline; shift 3
+    nbdkit -U "$sock" -P "$pidf" "$@" || fail "$what failed to start"
+    # nbdkit binds the socket, forks, and the child writes the pid file.
+    [ -S "$sock" ] || fail "$what: no socket"
+    deadline=$((SECONDS + QCOW2MAP_TEST_TIMEOUT))
+    until [ -s "$pidf" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "$what: no pid file"
+        sleep 0.02
+    done
+}
+
 _kill_pidfile() {
     local pf=$1 pid i
     pid=$(cat "$pf" 2>/dev/null) || { rm -f "$pf"; return 0; }

@@ -24,14 +24,7 @@ qemu_depth_refs top.qcow2 "$R"
 # -------------------------------------------- the filter and the plugin
 next_id
 pidA="$_SOCKDIR/a$ID.pid" sockA="$_SOCKDIR/a$ID.sock"
-nbdkit -U "$sockA" -P "$pidA" "$PLUGIN" file=top.qcow2 || fail "plugin server failed to start"
-# nbdkit binds the socket, forks, and the child writes the pid file.
-[ -S "$sockA" ] || fail "plugin server: no socket"
-deadline=$((SECONDS + QCOW2MAP_TEST_TIMEOUT))
-until [ -s "$pidA" ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "plugin server: no pid file"
-    sleep 0.02
-done
+nbdkit_background "$sockA" "$pidA" "plugin server" "$PLUGIN" file=top.qcow2
 depth_run top.qcow2 -- bash -c "
     set -e
     \"\$LOCK_BYTES\" -c ${files[*]} > locks.txt

@@ -123,15 +123,7 @@ done
 # ------------------------- many readers at once: two servers, qemu-img info
 next_id
 pidA="$_SOCKDIR/a$ID.pid" sockA="$_SOCKDIR/a$ID.sock"
-nbdkit -U "$sockA" -P "$pidA" "${_nbdkit_plugin[@]}" file=top.qcow2 ||
-    fail "first server failed to start"
-# nbdkit binds the socket, forks, and the child writes the pid file.
-[ -S "$sockA" ] || fail "first server: no socket"
-deadline=$((SECONDS + QCOW2MAP_TEST_TIMEOUT))
-until [ -s "$pidA" ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "first server: no pid file"
-    sleep 0.02
-done
+nbdkit_background "$sockA" "$pidA" "first server" "${_nbdkit_plugin[@]}" file=top.qcow2
 qemu_nbd_start top.qcow2
 plugin_run top.qcow2 -- bash -c "
     set -e
