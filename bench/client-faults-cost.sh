@@ -14,18 +14,11 @@
 #   bench/client-faults-cost.sh [SIZE]     (default 512M of guest data)
 set -euo pipefail
 size=${1:-512M}
-top=$(cd "$(dirname "$0")/.." && pwd)
-plugin=${PLUGIN:-$top/plugin-qcow2map/.libs/nbdkit-qcow2map-plugin.so}
-work=$(mktemp -d /tmp/qcow2map-bench.XXXXXX)
-trap 'kill $(cat "$work/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-cd "$work"
+source "$(dirname "$0")/common.sh"
+bench_workdir
 
 bytes=$(numfmt --from=iec "$size")
-# Half random (stored uncompressed), half binaries (compress about 3:1).
-head -c $((bytes / 2)) /dev/urandom > src.raw
-{ tar cf - /usr/lib/x86_64-linux-gnu /usr/bin 2>/dev/null || true; } |
-  head -c $((bytes / 2)) >> src.raw
-truncate -s "$bytes" src.raw
+half_random_raw "$bytes" src.raw
 qemu-img convert -O qcow2 src.raw plain.qcow2
 qemu-img convert -c -O qcow2 src.raw zlib.qcow2
 rm src.raw

@@ -47,8 +47,7 @@
 set -euo pipefail
 size=${SIZE:-1G}
 runtime=${RUNTIME:-3}
-top=$(cd "$(dirname "$0")/.." && pwd)
-plugin=${PLUGIN:-$top/plugin-qcow2map/.libs/nbdkit-qcow2map-plugin.so}
+source "$(dirname "$0")/common.sh"
 args=${ARGS:-}
 images=${IMAGES:-plain zlib zstd zlib2m chain5}
 only=${ONLY:-}
@@ -57,12 +56,10 @@ baseline=${BASELINE:-}
 rss2t=${RSS2T:-1}
 
 if [ -n "${KEEP:-}" ]; then
-    work=$KEEP; mkdir -p "$work"
+    work=$KEEP; mkdir -p "$work"; cd "$work"
 else
-    work=$(mktemp -d /tmp/qcow2map-bench.XXXXXX)
-    trap 'rm -rf "$work"' EXIT
+    bench_workdir
 fi
-cd "$work"
 bytes=$(numfmt --from=iec "$size")
 
 # ---- images ----
@@ -72,11 +69,7 @@ make_images() {
     rm -f ./*.qcow2 src.raw done-*
     # 4 MiB pieces: 1 MiB random, then 3 MiB of binaries, so that any
     # stretch read (even by a short sequential run) mixes both.
-    rm -f bin.raw
-    while [ "$(stat -c %s bin.raw 2> /dev/null || echo 0)" -lt $((bytes / 4 * 3)) ]; do
-        { tar cf - /usr/lib/x86_64-linux-gnu /usr/bin 2>/dev/null || true; } |
-            head -c $((bytes / 4 * 3 - $(stat -c %s bin.raw 2> /dev/null || echo 0))) >> bin.raw
-    done
+    binaries_raw $((bytes / 4 * 3)) bin.raw
     python3 - "$bytes" <<'EOF'
 import os, sys
 size, piece = int(sys.argv[1]), 4 << 20

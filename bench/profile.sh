@@ -20,12 +20,10 @@ rw=${2:-read}
 depth=${3:-1}
 runtime=${RUNTIME:-5}
 server=${SERVER:-qcow2map}
-top=$(cd "$(dirname "$0")/.." && pwd)
-plugin=${PLUGIN:-$top/plugin-qcow2map/.libs/nbdkit-qcow2map-plugin.so}
+source "$(dirname "$0")/common.sh"
 args=${ARGS:-}
 
-work=$(mktemp -d /tmp/qcow2map-profile.XXXXXX)
-trap 'kill "$(cat "$work/pid" 2> /dev/null)" 2> /dev/null || true; rm -rf "$work"' EXIT
+bench_workdir qcow2map-profile
 sock=$work/sock pidf=$work/pid
 
 if [ "$server" = qemu-nbd ]; then

@@ -14,20 +14,11 @@
 # half-binaries raw file so the compression has work to do.
 set -euo pipefail
 size=${1:-1G}
-top=$(cd "$(dirname "$0")/.." && pwd)
-plugin=${PLUGIN:-$top/plugin-qcow2map/.libs/nbdkit-qcow2map-plugin.so}
-work=$(mktemp -d /tmp/qcow2map-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$(dirname "$0")/common.sh"
+bench_workdir
 
 bytes=$(numfmt --from=iec "$size")
-half=$((bytes / 2))
-# Half random (stored uncompressed by qemu), half system binaries (which
-# compress about 3:1, a realistic load for the decompressor).
-head -c "$half" /dev/urandom > src.raw
-{ tar cf - /usr/lib/x86_64-linux-gnu /usr/bin 2>/dev/null || true; } |
-  head -c "$half" >> src.raw
-truncate -s "$bytes" src.raw
+half_random_raw "$bytes" src.raw
 qemu-img convert -O qcow2 src.raw plain.qcow2
 qemu-img convert -c -O qcow2 src.raw zlib.qcow2
 qemu-img convert -c -O qcow2 -o compression_type=zstd src.raw zstd.qcow2
