@@ -99,6 +99,15 @@ nbdkit_v() {
     return "$rc"
 }
 
+# nbdkit_errors ERRFILE : the error lines nbdkit itself wrote in ERRFILE
+# (an nbdkit stderr, as plugin_run keeps it), without the lines of the
+# clients that --run started.  Newer nbdkit (1.42) also sends a plugin's error
+# to the client, which prints it again in its own words (libnbd 1.14 and
+# 1.22 differ): tests look for the plugin's message here, once.
+nbdkit_errors() {
+    grep -E '^nbdkit: ([^ ]+: )?error: ' "$1" || true
+}
+
 # ------------------------------------------------------ test directories
 _SOCKDIR=
 _cleanup() {

@@ -41,7 +41,8 @@ refused() {
     local export=$1; shift
     try "$export" refused.out "$@"
     [ "$rc" -ne 0 ] || fail "$export ($*): opened, expected the json-max-size error"
-    grep -q "frag.qcow2: the JSON exports would need more than json-max-size=" "$PLUGIN_LAST_STDERR" ||
+    nbdkit_errors "$PLUGIN_LAST_STDERR" |
+        grep -q "frag.qcow2: the JSON exports would need more than json-max-size=" ||
         { show_file "$PLUGIN_LAST_STDERR"; fail "$export ($*): no error naming the file and json-max-size"; }
 }
 
@@ -56,14 +57,16 @@ log "OK map.json (default json-max-size): $n entries, $doc bytes"
 
 # 1. A budget smaller than the document.
 refused map.json json-max-size=256K
-[ "$(grep -c 'json-max-size' "$PLUGIN_LAST_STDERR")" = 1 ] ||
-    fail "map.json (json-max-size=256K): expected one error line"
+[ "$(nbdkit_errors "$PLUGIN_LAST_STDERR" | grep -c 'json-max-size')" = 1 ] ||
+    fail "map.json (json-max-size=256K): expected one error line from nbdkit"
 export JB_RAW="$TESTDIR/frag.raw"
 plugin_run frag.qcow2 json-max-size=256K -- sh -c '
     nbdcopy "nbd+unix:///map.json?socket=$unixsocket" - > /dev/null 2>&1 && exit 1
     nbdcopy "nbd+unix:///map.json?socket=$unixsocket" - > /dev/null 2>&1 && exit 1
     nbdcopy "$uri" - | cmp - "$JB_RAW"' 2> /dev/null ||
     fail "json-max-size=256K: map.json opened, or the guest disk is not qemu's afterwards"
+[ "$(nbdkit_errors "$PLUGIN_LAST_STDERR" | grep -c 'json-max-size')" = 2 ] ||
+    fail "json-max-size=256K: map.json refused twice, expected one error line from nbdkit each time"
 log "OK json-max-size=256K: map.json refused (twice, one line each), the guest disk still serves qemu's bytes"
 
 # 2. One budget for all documents; a failed one gives its charge back.
@@ -83,7 +86,7 @@ case $rc in
     3) fail "json-max-size=$budget: file/1.json refused after a failed document (charge not given back)" ;;
     *) fail "json-max-size=$budget: map.json no longer reads the same ($rc)" ;;
 esac
-grep -q "json-max-size=$budget bytes" "$PLUGIN_LAST_STDERR" ||
+nbdkit_errors "$PLUGIN_LAST_STDERR" | grep -q "json-max-size=$budget bytes" ||
     fail "json-max-size=$budget: layer/1.map.json failed without the json-max-size error"
 log "OK json-max-size=$budget (1.5 x map.json): map.json served, layer/1.map.json refused, file/1.json served"
 
@@ -96,7 +99,8 @@ depth_json() {
 }
 depth_json depth-small.json json-max-size=256K
 [ "$rc" -ne 0 ] || fail "depth.json opened with json-max-size=256K"
-grep -q "frag.qcow2: the JSON exports would need more than json-max-size=262144" "$PLUGIN_LAST_STDERR" ||
+nbdkit_errors "$PLUGIN_LAST_STDERR" |
+    grep -q "frag.qcow2: the JSON exports would need more than json-max-size=262144" ||
     fail "depth.json (json-max-size=256K): no error naming the file and json-max-size"
 depth_json depth.json
 [ "$rc" = 0 ] || fail "depth.json with the default json-max-size failed"
