@@ -15,7 +15,7 @@ common=(
     clang                       # the fuzzer (libFuzzer)
 )
 
-id= version=
+id='' version=''
 if [ -r /etc/os-release ]; then
     id=$(. /etc/os-release; echo "${ID:-}")
     version=$(. /etc/os-release; echo "${VERSION_ID:-}")
