@@ -102,10 +102,13 @@ run() {
     # PID 1 of the new PID namespace is the inner bash: it mounts, runs the
     # command chrooted as its child (reaping orphans meanwhile) and exits
     # with its status; the kernel then kills whatever is left inside.
-    # unshare ignores SIGTERM and SIGINT, so this script waits for it and,
-    # if it is itself stopped by a signal, kills unshare, whose
-    # --kill-child then kills that PID 1 and so all of the namespace.
-    unshare --mount --propagation private --pid --kill-child bash -c '
+    # unshare ignores SIGTERM and SIGINT, so this script runs it in the
+    # background and waits for it and, if it is itself stopped by a
+    # signal, kills unshare, whose --kill-child then kills that PID 1 and
+    # so all of the namespace.  (env: a background job of a script starts
+    # with SIGINT and SIGQUIT ignored; the command inside must not, or
+    # Ctrl-C would not reach it.)
+    env --default-signal=INT,QUIT unshare --mount --propagation private --pid --kill-child bash -c '
         set -e
         r=$1 top=$2 cwd=$3; shift 3
         mount -t proc proc "$r/proc"
