@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* File names stored inside images (backing file, external data file):
- * qemu resolves a relative name against the directory of the image
- * that names it, and treats "proto:..." names as protocols.
+ * a relative name is resolved against the directory of the image that
+ * names it.  qemu treats "proto:..." backing file names as protocols;
+ * a data file name is a plain file name whatever it holds.
  */
 #ifndef Q2_FILENAME_H
 #define Q2_FILENAME_H

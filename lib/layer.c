@@ -80,9 +80,10 @@ open_data_file (struct layer *l)
   l->data = &l->file;
   if (l->header.data_file == NULL)
     return 0;
-  if (filename_has_protocol (l->header.data_file))
-    return q2_error ("%s: data file '%s': only local files are supported",
-                     l->file.path, l->header.data_file);
+  /* The name is a plain file name, never a protocol or json: name:
+   * qemu >= 9.1 (and 7.2.13, 8.2.6, 9.0.2) opens it so (commit
+   * 7ead94699861, CVE-2024-4467); older qemu parsed it.
+   */
   path = filename_resolve (l->file.path, l->header.data_file);
   if (path == NULL)
     return -1;

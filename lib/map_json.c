@@ -1,10 +1,18 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* qemu-img map --output=json, reproduced byte for byte (qemu 7.2,
- * qemu-img.c img_map): qemu asks each layer in turn for block status
- * until one answers DATA or ZERO, counts the layers it went down as the
- * depth, and merges neighbouring entries that agree on everything and
- * whose host offsets are contiguous.  Because merging is maximal, the
- * output does not depend on how either side splits its queries.
+/* qemu-img map --output=json, reproduced byte for byte as qemu 8.2 and
+ * later write it (qemu-img.c img_map; qemu 10 is the reference): qemu
+ * asks each layer in turn for block status until one answers DATA or
+ * ZERO, counts the layers it went down as the depth, and merges
+ * neighbouring entries that agree on everything and whose host offsets
+ * are contiguous.  Because merging is maximal, the output does not
+ * depend on how either side splits its queries.
+ *
+ * Since qemu 8.2 (commit 52b10c9c0c68, "qemu-img: map: report
+ * compressed data blocks") every entry carries "compressed", after
+ * "data", and entries that differ in it are not merged.  qemu 8.1 and
+ * older print no such field, so they merge a compressed cluster with a
+ * neighbour that has no host offset either (encrypted data): the only
+ * difference; tests/functions.sh (map_json_for_qemu) undoes it.
  */
 #include <config.h>
 
@@ -19,7 +27,7 @@
 struct map_entry {
   uint64_t start, length;
   size_t depth;
-  bool present, zero, data, has_offset;
+  bool present, zero, data, compressed, has_offset;
   uint64_t offset;
 };
 
@@ -93,6 +101,7 @@ entry_at (struct chain *c, size_t first, size_t last, uint64_t offset,
       e->offset = o.run.host_offset;
       break;
     default:                    /* compressed: no single host offset */
+      e->compressed = true;     /* BDRV_BLOCK_COMPRESSED, at any depth */
       break;
     }
     hide_encrypted_offset (l, e);
@@ -104,7 +113,8 @@ static bool
 mergeable (const struct map_entry *a, const struct map_entry *b)
 {
   return a->length > 0 &&
-    a->zero == b->zero && a->data == b->data && a->depth == b->depth &&
+    a->zero == b->zero && a->data == b->data &&
+    a->compressed == b->compressed && a->depth == b->depth &&
     a->present == b->present && a->has_offset == b->has_offset &&
     (!a->has_offset || a->offset + a->length == b->offset);
 }
@@ -113,9 +123,11 @@ static void
 print_entry (FILE *fp, const struct map_entry *e, bool more)
 {
   fprintf (fp, "{ \"start\": %" PRIu64 ", \"length\": %" PRIu64 ", "
-           "\"depth\": %zu, \"present\": %s, \"zero\": %s, \"data\": %s",
+           "\"depth\": %zu, \"present\": %s, \"zero\": %s, \"data\": %s, "
+           "\"compressed\": %s",
            e->start, e->length, e->depth, e->present ? "true" : "false",
-           e->zero ? "true" : "false", e->data ? "true" : "false");
+           e->zero ? "true" : "false", e->data ? "true" : "false",
+           e->compressed ? "true" : "false");
   if (e->has_offset)
     fprintf (fp, ", \"offset\": %" PRIu64, e->offset);
   fputs (more ? "},\n" : "}", fp);

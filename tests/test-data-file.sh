@@ -8,7 +8,11 @@
 #  - data_file=NAME.raw, with data, zero clusters, discards;
 #  - data_file_raw=on (the raw file is a valid raw image of the disk);
 #  - an external data file in a subdirectory (data/sub.raw);
-#  - an image with an external data file and a backing file.
+#  - an image with an external data file and a backing file;
+#  - data file names that look like protocol or json: names
+#    ("nbd:colon.raw", 'json:{"driver":"file"}'): qemu >= 9.1 (and
+#    Debian 12's 7.2, which has the fix) opens them as plain file names
+#    (qemu commit 7ead94699861, CVE-2024-4467), and so do we.
 source "$(dirname "$0")/functions.sh"
 
 mkdir img run img/data
@@ -25,6 +29,18 @@ mkimg ebase.qcow2 1M
 qio ebase.qcow2 'write -P 0x51 0 1M'
 mkimg -o data_file=etop.raw -b ebase.qcow2 -F qcow2 etop.qcow2
 qio etop.qcow2 'write -P 0x52 64k 4k' 'write -z 256k 64k' 'write -P 0x53 700k 100k'
+# qemu-img create would parse the name; amend only records it.
+i=0
+for n in 'nbd:colon.raw' 'json:{"driver":"file"}'; do
+    i=$((i + 1)); f=colon$i; mkimg -o data_file=$f.raw $f.qcow2 1M
+    qio $f.qcow2 'write -P 0x61 0 64k' 'write -z 128k 64k' 'write -P 0x62 900k 8k'
+    cp $f.raw "$n"
+    qemu-img amend -f qcow2 -o "data_file=${n//,/,,}" $f.qcow2 ||
+        hard_error "qemu-img amend -o data_file=$n failed"
+    rm $f.raw
+    [ "$(qemu-img info --output=json $f.qcow2 | jq -r '.["format-specific"].data["data-file"]')" = "$n" ] ||
+        hard_error "$f.qcow2: data file name is not $n"
+done
 [ -f ext.raw ] && [ -f extraw.raw ] && [ -f data/sub.raw ] && [ -f etop.raw ] ||
     hard_error "data files not where expected"
 for f in ext extraw sub etop; do
@@ -32,7 +48,7 @@ for f in ext extraw sub etop; do
 done
 
 cd ../run
-for f in ext extraw sub etop; do
+for f in ext extraw sub etop colon1 colon2; do
     check_image ../img/$f.qcow2
 done
 # And with an absolute path to the image, still from run/.
