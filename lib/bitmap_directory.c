@@ -281,7 +281,7 @@ qcow2_bitmap_directory_read (struct qcow2_bitmap_directory *d,
                              const struct qcow2_header *h)
 {
   uint64_t size = h->bitmap_directory_size;
-  uint64_t disk_len = h->size & ~UINT64_C (511);
+  uint64_t disk_len = qcow2_guest_size (h);
 
   memset (d, 0, sizeof *d);
   if (!h->has_bitmaps_ext)

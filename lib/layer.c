@@ -45,6 +45,18 @@ layer_probe_format (const char *path, enum layer_format *format)
   return r;
 }
 
+int
+layer_format_by_name (const char *name, enum layer_format *format)
+{
+  if (strcmp (name, "qcow2") == 0)
+    *format = LAYER_QCOW2;
+  else if (strcmp (name, "raw") == 0 || strcmp (name, "file") == 0)
+    *format = LAYER_RAW;
+  else
+    return -1;
+  return 0;
+}
+
 /* Read a table of N big-endian u64 at OFFSET into host endian.  The
  * header validation bounded N (by qemu's limits); as in qemu, the part
  * of a table past the end of the file reads as zeros.  That part is
@@ -136,7 +148,7 @@ open_qcow2 (struct layer *l)
   if (h->compression_type == QCOW2_COMPRESSION_ZSTD && !compress_have_zstd ())
     return q2_error ("%s: compression_type: zstd is not supported by this "
                      "build", l->file.path);
-  l->size = h->size;
+  l->size = qcow2_guest_size (h);
   l->geom.cluster_bits = h->cluster_bits;
   l->geom.extended_l2 = h->extended_l2;
   l->geom.external_data_file = h->data_file != NULL;

@@ -121,4 +121,12 @@ int layer_prefetch_run (struct layer *l, const struct run *r,
  */
 int layer_probe_format (const char *path, enum layer_format *format);
 
+/* The layer format for the format NAME of a backing file (the
+ * backing-format extension, backing-format=): "qcow2"; "raw", or
+ * "file" (qemu then opens the file with its file protocol driver, with
+ * no format driver on top: the same bytes and map as raw).  -1 (no
+ * error set) for any other name.
+ */
+int layer_format_by_name (const char *name, enum layer_format *format);
+
 #endif
