@@ -83,6 +83,50 @@ read_table (struct layer *l, uint64_t offset, uint64_t n)
   return t;
 }
 
+/* Keep the refcount table up to its last non-zero entry: the table
+ * is at least a cluster (2 MiB with 2 MiB clusters) and mostly zeros,
+ * while every user skips zero entries.  Read in chunks, so that only
+ * the entries kept enter memory (and a table past the end of the file
+ * costs nothing: it reads as zeros, as in qemu).
+ */
+#define REFTABLE_CHUNK 512      /* entries read at once: 4 KiB */
+
+static int
+read_reftable (struct layer *l)
+{
+  const struct qcow2_header *h = &l->header;
+  uint64_t n = (uint64_t) h->refcount_table_clusters * h->cluster_size / 8;
+  uint64_t offset = h->refcount_table_offset;
+  uint64_t chunk[REFTABLE_CHUNK], i, j, k, kept = 0, cap = 0, *t;
+
+  /* Past the end of the file every entry is zero: stop there. */
+  for (i = 0; i < n && offset + i * 8 < l->file.size; i += k) {
+    k = n - i < REFTABLE_CHUNK ? n - i : REFTABLE_CHUNK;
+    if (hostfile_pread (&l->file, chunk, k * 8, offset + i * 8) == -1)
+      return -1;
+    for (j = k; j > 0 && chunk[j - 1] == 0; j--)
+      ;
+    if (j == 0)
+      continue;
+    if (i + j > cap) {          /* grow geometrically: few copies */
+      uint64_t ncap = i + j > 2 * cap ? i + j : 2 * cap;
+      if ((t = realloc (l->reftable, ncap * 8)) == NULL)
+        return q2_error ("realloc: %m");
+      l->reftable = t;
+      cap = ncap;
+    }
+    memset (l->reftable + kept, 0, (i - kept) * 8);     /* zero chunks */
+    while (kept < i + j) {
+      l->reftable[kept] = be64toh (chunk[kept - i]);
+      kept++;
+    }
+  }
+  if (kept < cap && (t = realloc (l->reftable, kept * 8)) != NULL)
+    l->reftable = t;            /* (a failed shrink keeps the larger one) */
+  l->reftable_entries = kept;
+  return 0;
+}
+
 static int
 open_data_file (struct layer *l)
 {
@@ -156,12 +200,9 @@ open_qcow2 (struct layer *l)
   l->l1 = read_table (l, h->l1_table_offset, h->l1_size);
   if (l->l1 == NULL)
     return -1;
-  l->reftable_entries = (uint64_t) h->refcount_table_clusters *
-                        h->cluster_size / 8;
-  l->reftable = read_table (l, h->refcount_table_offset, l->reftable_entries);
-  if (l->reftable == NULL)
+  if (read_reftable (l) == -1)
     return -1;
-  l->refblock_memo = malloc (h->cluster_size);
+  l->refblock_memo = malloc (REFBLOCK_SLICE_BYTES);
   if (l->refblock_memo == NULL)
     return q2_error ("malloc: %m");
   l->refblock_memo_offset = UINT64_MAX;

@@ -31,12 +31,14 @@ struct layer {
   struct hostfile data_file;     /* external data file (fd -1 if none) */
   struct hostfile *data;         /* where data clusters live */
   uint64_t *l1;                  /* active L1 table, host endian */
-  uint64_t *reftable;            /* refcount table, host endian */
-  uint64_t reftable_entries;
+  uint64_t *reftable;            /* refcount table, host endian, up to
+                                    its last non-zero entry (all later
+                                    entries are zero: see layer.c) */
+  uint64_t reftable_entries;     /* entries kept in REFTABLE */
   struct qcow2_snapshot_table snapshots;
   struct qcow2_bitmap_directory bitmaps;
-  uint8_t *refblock_memo;        /* see refcount.c */
-  uint64_t refblock_memo_offset;
+  uint8_t *refblock_memo;        /* one slice of a refcount block, */
+  uint64_t refblock_memo_offset; /* at this host offset: see refcount.c */
   bool metadata_preallocated;    /* qemu's heuristic, see layer.c */
   struct l2_cache *cache;        /* shared by the chain, not owned */
   struct luks *crypto;           /* LUKS key of the data clusters, once
