@@ -238,10 +238,22 @@ layer_open (const char *path, enum layer_format format,
   if (format == LAYER_RAW)
     /* qemu sees a raw file in whole 512-byte sectors. */
     l->size = (l->file.size + 511) & ~UINT64_C (511);
-  else if (open_qcow2 (l) == -1 ||
-           /* (nothing has read the data file yet) */
-           image_lock (&l->data_file, locking) == -1)
-    goto fail;
+  else {
+    /* No readahead while opening: the kernel would read past the
+     * tables we read in small pieces (the refcount table, refcount
+     * block slices) into data clusters, see open_qcow2.  Serving reads
+     * with the usual readahead.
+     */
+    int r;
+
+    (void) posix_fadvise (l->file.fd, 0, 0, POSIX_FADV_RANDOM);
+    r = open_qcow2 (l);
+    (void) posix_fadvise (l->file.fd, 0, 0, POSIX_FADV_NORMAL);
+    if (r == -1 ||
+        /* (nothing has read the data file yet) */
+        image_lock (&l->data_file, locking) == -1)
+      goto fail;
+  }
   return l;
  fail:
   layer_close (l);
