@@ -21,13 +21,9 @@ recorded_format (const struct layer *parent, const char *path,
 
   if (f == NULL)                /* not recorded: probe, as qemu does */
     return layer_probe_format (path, format);
-  if (strcmp (f, "qcow2") == 0)
-    *format = LAYER_QCOW2;
-  else if (strcmp (f, "raw") == 0)
-    *format = LAYER_RAW;
-  else
+  if (layer_format_by_name (f, format) == -1)
     return q2_error ("%s: backing format '%s' is not supported "
-                     "(qcow2 and raw are)", path, f);
+                     "(qcow2, raw and file are)", path, f);
   return 0;
 }
 
@@ -39,11 +35,8 @@ static int
 backing_format (const struct layer *parent, const struct layer_params *lp,
                 const char *path, enum layer_format *format)
 {
-  if (lp && lp->backing_format) {
-    *format = strcmp (lp->backing_format, "raw") == 0 ? LAYER_RAW
-                                                       : LAYER_QCOW2;
-    return 0;
-  }
+  if (lp && lp->backing_format)   /* checked by chain_params_set */
+    return layer_format_by_name (lp->backing_format, format);
   if (lp && lp->backing_set)
     return layer_probe_format (path, format);
   return recorded_format (parent, path, format);

@@ -90,19 +90,16 @@ static int
 check_table (const struct hostfile *f, const struct qcow2_header *h,
              const struct qcow2_bitmap *e, uint64_t disk_len)
 {
-  uint64_t cs = h->cluster_size, bits, needed, i, chunk = cs / 8;
-  uint64_t *t = malloc (cs);
+  uint64_t cs = h->cluster_size, bits, needed, i;
+  uint64_t t[512];              /* read 4 KiB of the table at a time */
+  const uint64_t chunk = sizeof t / sizeof t[0];
   int r = 0;
 
-  if (t == NULL)
-    return q2_error ("malloc: %m");
-  if (!hostfile_offset_ok (e->table_offset, (uint64_t) e->table_size * 8)) {
-    free (t);
+  if (!hostfile_offset_ok (e->table_offset, (uint64_t) e->table_size * 8))
     return q2_error ("%s: Could not read bitmap '%s' from image: "
                      "bitmap_table_offset: %#" PRIx64
                      " is past the largest offset qemu reads", f->path,
                      e->name, e->table_offset);
-  }
   for (i = 0; i < e->table_size && r == 0; i += chunk) {
     uint64_t j, n = e->table_size - i < chunk ? e->table_size - i : chunk;
 
@@ -121,7 +118,6 @@ check_table (const struct hostfile *f, const struct qcow2_header *h,
       }
     }
   }
-  free (t);
   if (r == -1)
     return -1;
 
@@ -281,7 +277,7 @@ qcow2_bitmap_directory_read (struct qcow2_bitmap_directory *d,
                              const struct qcow2_header *h)
 {
   uint64_t size = h->bitmap_directory_size;
-  uint64_t disk_len = h->size & ~UINT64_C (511);
+  uint64_t disk_len = qcow2_guest_size (h);
 
   memset (d, 0, sizeof *d);
   if (!h->has_bitmaps_ext)

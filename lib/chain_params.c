@@ -75,8 +75,11 @@ static int
 set_backing_format (struct layer_params *l, const char *key,
                     const char *value)
 {
-  if (strcmp (value, "qcow2") != 0 && strcmp (value, "raw") != 0)
-    return q2_error ("%s=%s: the format must be qcow2 or raw", key, value);
+  enum layer_format format;
+
+  if (layer_format_by_name (value, &format) == -1)
+    return q2_error ("%s=%s: the format must be qcow2, raw or file",
+                     key, value);
   free (l->backing_format);
   l->backing_format = strdup (value);
   if (l->backing_format == NULL)

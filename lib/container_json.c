@@ -13,6 +13,7 @@
 #include "json.h"
 #include "json_budget.h"
 #include "q2_error.h"
+#include "qcow2_geometry.h"
 
 static void
 json_features (FILE *fp, uint64_t bits, enum qcow2_feature_type type)
@@ -48,7 +49,8 @@ json_header (FILE *fp, const struct layer *l)
            "    \"extended-l2\": %s,\n"
            "    \"snapshots\": %" PRIu32 ",\n"
            "    \"bitmaps\": %" PRIu32 ",\n",
-           h->version, h->cluster_size, h->size, 1U << h->refcount_order,
+           h->version, h->cluster_size, qcow2_guest_size (h),
+           1U << h->refcount_order,
            h->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib",
            h->extended_l2 ? "true" : "false", h->nb_snapshots,
            h->has_bitmaps_ext ? h->nb_bitmaps : 0);

@@ -45,6 +45,18 @@ layer_probe_format (const char *path, enum layer_format *format)
   return r;
 }
 
+int
+layer_format_by_name (const char *name, enum layer_format *format)
+{
+  if (strcmp (name, "qcow2") == 0)
+    *format = LAYER_QCOW2;
+  else if (strcmp (name, "raw") == 0 || strcmp (name, "file") == 0)
+    *format = LAYER_RAW;
+  else
+    return -1;
+  return 0;
+}
+
 /* Read a table of N big-endian u64 at OFFSET into host endian.  The
  * header validation bounded N (by qemu's limits); as in qemu, the part
  * of a table past the end of the file reads as zeros.  That part is
@@ -69,6 +81,50 @@ read_table (struct layer *l, uint64_t offset, uint64_t n)
   for (i = 0; i < (bytes + 7) / 8; i++)
     t[i] = be64toh (t[i]);
   return t;
+}
+
+/* Keep the refcount table up to its last non-zero entry: the table
+ * is at least a cluster (2 MiB with 2 MiB clusters) and mostly zeros,
+ * while every user skips zero entries.  Read in chunks, so that only
+ * the entries kept enter memory (and a table past the end of the file
+ * costs nothing: it reads as zeros, as in qemu).
+ */
+#define REFTABLE_CHUNK 512      /* entries read at once: 4 KiB */
+
+static int
+read_reftable (struct layer *l)
+{
+  const struct qcow2_header *h = &l->header;
+  uint64_t n = (uint64_t) h->refcount_table_clusters * h->cluster_size / 8;
+  uint64_t offset = h->refcount_table_offset;
+  uint64_t chunk[REFTABLE_CHUNK], i, j, k, kept = 0, cap = 0, *t;
+
+  /* Past the end of the file every entry is zero: stop there. */
+  for (i = 0; i < n && offset + i * 8 < l->file.size; i += k) {
+    k = n - i < REFTABLE_CHUNK ? n - i : REFTABLE_CHUNK;
+    if (hostfile_pread (&l->file, chunk, k * 8, offset + i * 8) == -1)
+      return -1;
+    for (j = k; j > 0 && chunk[j - 1] == 0; j--)
+      ;
+    if (j == 0)
+      continue;
+    if (i + j > cap) {          /* grow geometrically: few copies */
+      uint64_t ncap = i + j > 2 * cap ? i + j : 2 * cap;
+      if ((t = realloc (l->reftable, ncap * 8)) == NULL)
+        return q2_error ("realloc: %m");
+      l->reftable = t;
+      cap = ncap;
+    }
+    memset (l->reftable + kept, 0, (i - kept) * 8);     /* zero chunks */
+    while (kept < i + j) {
+      l->reftable[kept] = be64toh (chunk[kept - i]);
+      kept++;
+    }
+  }
+  if (kept < cap && (t = realloc (l->reftable, kept * 8)) != NULL)
+    l->reftable = t;            /* (a failed shrink keeps the larger one) */
+  l->reftable_entries = kept;
+  return 0;
 }
 
 static int
@@ -137,7 +193,7 @@ open_qcow2 (struct layer *l)
   if (h->compression_type == QCOW2_COMPRESSION_ZSTD && !compress_have_zstd ())
     return q2_error ("%s: compression_type: zstd is not supported by this "
                      "build", l->file.path);
-  l->size = h->size;
+  l->size = qcow2_guest_size (h);
   l->geom.cluster_bits = h->cluster_bits;
   l->geom.extended_l2 = h->extended_l2;
   l->geom.external_data_file = h->data_file != NULL;
@@ -145,12 +201,9 @@ open_qcow2 (struct layer *l)
   l->l1 = read_table (l, h->l1_table_offset, h->l1_size);
   if (l->l1 == NULL)
     return -1;
-  l->reftable_entries = (uint64_t) h->refcount_table_clusters *
-                        h->cluster_size / 8;
-  l->reftable = read_table (l, h->refcount_table_offset, l->reftable_entries);
-  if (l->reftable == NULL)
+  if (read_reftable (l) == -1)
     return -1;
-  l->refblock_memo = malloc (h->cluster_size);
+  l->refblock_memo = malloc (REFBLOCK_SLICE_BYTES);
   if (l->refblock_memo == NULL)
     return q2_error ("malloc: %m");
   l->refblock_memo_offset = UINT64_MAX;
@@ -186,10 +239,22 @@ layer_open (const char *path, enum layer_format format,
   if (format == LAYER_RAW)
     /* qemu sees a raw file in whole 512-byte sectors. */
     l->size = (l->file.size + 511) & ~UINT64_C (511);
-  else if (open_qcow2 (l) == -1 ||
-           /* (nothing has read the data file yet) */
-           image_lock (&l->data_file, locking) == -1)
-    goto fail;
+  else {
+    /* No readahead while opening: the kernel would read past the
+     * tables we read in small pieces (the refcount table, refcount
+     * block slices) into data clusters, see open_qcow2.  Serving reads
+     * with the usual readahead.
+     */
+    int r;
+
+    (void) posix_fadvise (l->file.fd, 0, 0, POSIX_FADV_RANDOM);
+    r = open_qcow2 (l);
+    (void) posix_fadvise (l->file.fd, 0, 0, POSIX_FADV_NORMAL);
+    if (r == -1 ||
+        /* (nothing has read the data file yet) */
+        image_lock (&l->data_file, locking) == -1)
+      goto fail;
+  }
   return l;
  fail:
   layer_close (l);

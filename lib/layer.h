@@ -31,12 +31,14 @@ struct layer {
   struct hostfile data_file;     /* external data file (fd -1 if none) */
   struct hostfile *data;         /* where data clusters live */
   uint64_t *l1;                  /* active L1 table, host endian */
-  uint64_t *reftable;            /* refcount table, host endian */
-  uint64_t reftable_entries;
+  uint64_t *reftable;            /* refcount table, host endian, up to
+                                    its last non-zero entry (all later
+                                    entries are zero: see layer.c) */
+  uint64_t reftable_entries;     /* entries kept in REFTABLE */
   struct qcow2_snapshot_table snapshots;
   struct qcow2_bitmap_directory bitmaps;
-  uint8_t *refblock_memo;        /* see refcount.c */
-  uint64_t refblock_memo_offset;
+  uint8_t *refblock_memo;        /* one slice of a refcount block, */
+  uint64_t refblock_memo_offset; /* at this host offset: see refcount.c */
   bool metadata_preallocated;    /* qemu's heuristic, see layer.c */
   struct l2_cache *cache;        /* shared by the chain, not owned */
   struct luks *crypto;           /* LUKS key of the data clusters, once
@@ -120,5 +122,13 @@ int layer_prefetch_run (struct layer *l, const struct run *r,
  * recognise.
  */
 int layer_probe_format (const char *path, enum layer_format *format);
+
+/* The layer format for the format NAME of a backing file (the
+ * backing-format extension, backing-format=): "qcow2"; "raw", or
+ * "file" (qemu then opens the file with its file protocol driver, with
+ * no format driver on top: the same bytes and map as raw).  -1 (no
+ * error set) for any other name.
+ */
+int layer_format_by_name (const char *name, enum layer_format *format);
 
 #endif

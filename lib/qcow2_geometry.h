@@ -35,6 +35,17 @@ size_to_clusters (const struct qcow2_header *h, uint64_t size)
   return (size + h->cluster_size - 1) >> h->cluster_bits;
 }
 
+/* The virtual size qemu serves: the header's size in whole 512-byte
+ * sectors, the rest dropped (qcow2_do_open keeps size / 512 sectors),
+ * so a size of 1 is an empty disk.  qemu-img info reports this size,
+ * and qemu-img check counts its clusters.
+ */
+static inline uint64_t
+qcow2_guest_size (const struct qcow2_header *h)
+{
+  return h->size & ~UINT64_C (511);
+}
+
 /* Guest bytes mapped by one L2 table. */
 static inline uint64_t
 l2_table_span (const struct qcow2_header *h)

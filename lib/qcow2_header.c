@@ -329,7 +329,16 @@ parse_one_extension (struct qcow2_header *h, const struct hostfile *f,
       return q2_error ("%s: backing format extension: length %" PRIu32
                        " is too long (at most %d)", name, elen,
                        BACKING_FORMAT_MAX - 1);
-    return read_string (f, off, elen, &h->backing_format);
+    if (read_string (f, off, elen, &h->backing_format) == -1)
+      return -1;
+    /* Empty (length 0, or a NUL first): qemu records no format and
+     * probes the backing file.
+     */
+    if (h->backing_format[0] == '\0') {
+      free (h->backing_format);
+      h->backing_format = NULL;
+    }
+    return 0;
   case QCOW2_EXT_DATA_FILE:     /* no limit but the extension area's */
     return read_string (f, off, elen, &h->data_file);
   case QCOW2_EXT_CRYPTO:

@@ -36,7 +36,8 @@ refcount_get (struct layer *l, uint64_t cluster_index,
   unsigned block_bits = h->cluster_bits + 3 - h->refcount_order;
   uint64_t table_index = cluster_index >> block_bits;
   uint64_t block_index = cluster_index & ((UINT64_C (1) << block_bits) - 1);
-  uint64_t block_offset, entry;
+  uint64_t block_offset, slice_offset, per_slice, entry;
+  uint32_t slice_bytes;
   uint8_t *block;
 
   *refcount = 0;
@@ -53,20 +54,25 @@ refcount_get (struct layer *l, uint64_t cluster_index,
     return q2_error ("%s: refcount block offset %#" PRIx64 " is past the "
                      "end of the file", l->file.path, block_offset);
 
-  /* A one-block memo per layer avoids rereading the block for the next
+  /* A one-slice memo per layer avoids rereading the slice for the next
    * cluster.  Not thread-safe: refcounts are read when the layer is
    * opened (metadata preallocation detection) and when its container
    * view is first analysed, which the plugin serialises; requests never
    * read them.  The memo is invalid while a read is in progress, so a
-   * failed read leaves no half-read block behind.
+   * failed read leaves no half-read slice behind.
    */
+  slice_bytes = h->cluster_size < REFBLOCK_SLICE_BYTES ? h->cluster_size
+                                                        : REFBLOCK_SLICE_BYTES;
+  per_slice = (uint64_t) slice_bytes * 8 >> h->refcount_order;
+  slice_offset = block_offset + block_index / per_slice * slice_bytes;
   block = l->refblock_memo;
-  if (l->refblock_memo_offset != block_offset) {
+  if (l->refblock_memo_offset != slice_offset) {
     l->refblock_memo_offset = UINT64_MAX;
-    if (hostfile_pread (&l->file, block, h->cluster_size, block_offset) == -1)
+    if (hostfile_pread (&l->file, block, slice_bytes, slice_offset) == -1)
       return -1;
-    l->refblock_memo_offset = block_offset;
+    l->refblock_memo_offset = slice_offset;
   }
+  block_index %= per_slice;
   entry = refcount_block_entry (block, h->refcount_order, block_index);
   *refcount = entry;
   return 0;

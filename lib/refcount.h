@@ -15,6 +15,12 @@ struct layer;
  */
 #define REFT_OFFSET_MASK 0xfffffffffffffe00ULL
 
+/* refcount_get reads and keeps this much of a refcount block (or the
+ * whole block if smaller), as the L2 cache keeps slices of L2 tables:
+ * a 2 MiB cluster does not cost 2 MiB per layer.
+ */
+#define REFBLOCK_SLICE_BYTES 4096
+
 /* Value of entry INDEX of a refcount block (BLOCK), for entries of
  * 2^ORDER bits.  Sub-byte entries are packed from the least significant
  * bit; 16/32/64-bit entries are big-endian.

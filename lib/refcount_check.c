@@ -249,7 +249,7 @@ refcount_check (struct layer *l, struct refcount_report *r,
   c.max = h->refcount_order >= 5 ? UINT32_MAX
                                  : (UINT64_C (1) << (1 << h->refcount_order)) - 1;
   r->file_clusters = size_to_clusters (h, c.file_len);
-  r->total_clusters = size_to_clusters (h, h->size);
+  r->total_clusters = size_to_clusters (h, qcow2_guest_size (h));
   if (r->file_clusters > MAX_CHECK_CLUSTERS)
     return q2_error ("%s: file has too many clusters (%" PRIu64 ") to check",
                      l->file.path, r->file_clusters);

@@ -12,6 +12,7 @@
 #include "cleanup.h"
 #include "be.h"
 #include "q2_error.h"
+#include "qcow2_geometry.h"
 
 #define KNOWN_EXTRA_DATA 16     /* vm_state_size_large, disk_size */
 #define MAX_NAMES (2 * 65535)   /* id and name, 16-bit sizes each */
@@ -81,7 +82,7 @@ read_entry (struct qcow2_snapshot *s, uint32_t i, const struct hostfile *f,
     s->vm_state_size = get_be64 (extra);
   /* Without the field, qemu takes the image's size in whole sectors. */
   s->disk_size = s->extra_data_size >= 16 ? get_be64 (extra + 8)
-                                          : h->size & ~UINT64_C (511);
+                                          : qcow2_guest_size (h);
   *offset += s->extra_data_size;
 
   if (hostfile_pread (f, names, s->id_size + s->name_size, *offset) == -1)

@@ -203,6 +203,11 @@ def l1_partly_past_eof(img):
     img.set("l1_size", cs // 8 * 2)
     img.set("l1_table_offset", off)
 def size_huge(img): img.set("size", 1 << 62)
+# Sizes not a multiple of 512: qemu serves whole sectors, the rest dropped.
+def size_1(img): img.set("size", 1)
+def size_511(img): img.set("size", 511)
+def size_minus_1(img): img.set("size", img.get("size") - 1)
+def size_plus_511(img): img.set("size", img.get("size") + 511)
 
 # Backing file name.
 
@@ -253,6 +258,22 @@ def ext_backing_format_16(img):
     img.add_extension(EXT_BACKING_FORMAT, b"q" * 16)
 def ext_backing_format_15(img):
     img.add_extension(EXT_BACKING_FORMAT, b"q" * 15)
+# The recorded backing format (IMAGE has a backing file and a backing
+# format extension "qcow2", as qemu-img create -F qcow2 writes it).
+def _set_backing_format(img, data):
+    exts = img.extensions()
+    old = [d for t, d in exts if t == EXT_BACKING_FORMAT]
+    assert len(old) == 1 and img.get("backing_file_offset"), \
+        "the template needs a backing file and a backing format"
+    # not longer once padded: the backing file name follows the area
+    assert (len(data) + 7) // 8 <= (len(old[0]) + 7) // 8
+    img.write_extensions([(t, data if t == EXT_BACKING_FORMAT else d)
+                          for t, d in exts])
+def ext_backing_format_file(img): _set_backing_format(img, b"file")
+def ext_backing_format_empty(img): _set_backing_format(img, b"")
+def ext_backing_format_nul_first(img): _set_backing_format(img, b"\0qcow2")
+def ext_backing_format_raw_nul(img): _set_backing_format(img, b"raw\0qcow")
+def ext_backing_format_vmdk(img): _set_backing_format(img, b"vmdk")
 def ext_crypto_without_luks(img):
     img.add_extension(EXT_CRYPTO, struct.pack(">QQ", 0x10000, 4096))
 def ext_bitmaps_len_16(img):

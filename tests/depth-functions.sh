@@ -153,14 +153,16 @@ map_type_at() {
 }
 
 # chain_layers IMG : number of images in IMG's backing chain (qemu's view).
-# With QEMU_REF (whose json must spell out the whole chain: qemu-img info
-# ignores "backing" options), the nodes of its json.
+# With a json: QEMU_REF (whose json must spell out the whole chain:
+# qemu-img info ignores "backing" options), the nodes of its json; with
+# a file name, that file's chain.
 chain_layers() {
-    if [ -n "${QEMU_REF:-}" ]; then
+    if [[ "${QEMU_REF:-}" == json:* ]]; then
         printf '%s' "${QEMU_REF#json:}" | jq '[recurse(.backing | select(. != null))] | length'
         return
     fi
-    (cd "$(dirname "$1")" && qemu-img info --backing-chain --output=json "$(basename "$1")") |
+    local img=${QEMU_REF:-$1}
+    (cd "$(dirname "$img")" && qemu-img info --backing-chain --output=json "$(basename "$img")") |
         jq -s 'if (.[0] | type) == "array" then .[0] | length else length end'
 }
 

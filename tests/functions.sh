@@ -538,6 +538,8 @@ qemu_map_json() {
     f=$(jq -rn --arg f "$f" '$f | tojson')
     if [ "$fmt" = raw ]; then
         (cd "$dir" && qemu-img map --output=json "json:{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":$f}}")
+    elif [ "$fmt" = file ]; then    # backing format "file": the protocol node alone
+        (cd "$dir" && qemu-img map --output=json "json:{\"driver\":\"file\",\"filename\":$f}")
     else
         (cd "$dir" && qemu-img map --output=json "json:{\"driver\":\"$fmt\",\"backing\":null,\"file\":{\"driver\":\"file\",\"filename\":$f}}")
     fi

@@ -12,6 +12,14 @@ source "$(dirname "$0")/functions.sh"
 mkimg t.qcow2 8M
 qio t.qcow2 'write -P 0x11 0 64k' 'write -P 0x22 4M 64k'
 mkimg -o cluster_size=4k t4k.qcow2 1M
+# 16 MiB, data in its last cluster (for sizes cut inside it)
+mkimg tend.qcow2 16M
+qio tend.qcow2 'write -P 0x33 16320k 64k'
+# with a backing file and a backing format extension ("qcow2")
+mkimg tbase.qcow2 1M
+qio tbase.qcow2 'write -P 0x44 0 64k'
+mkimg -b tbase.qcow2 -F qcow2 tb.qcow2 1M
+qio tb.qcow2 'write -P 0x55 512k 64k'
 
 #               case                            template   verdict  field (regex)
 # Fixed header (qcow2_do_open, in qemu's order).
@@ -34,6 +42,12 @@ acceptance_case incompat-bit-63                 t.qcow2    refuses  'incompatibl
 acceptance_case extended-l2-4k                  t4k.qcow2  refuses  'incompatible_features.*extended'
 acceptance_case refcount-order-7                t.qcow2    refuses  'refcount_order'
 acceptance_case crypt-method-3                  t.qcow2    refuses  'crypt_method'
+# Virtual size not a multiple of 512: qemu serves whole sectors (size 1:
+# an empty disk; 16 MiB - 1: 16 MiB - 512, the last cluster's data cut).
+acceptance_case size-1                          t.qcow2    opens
+acceptance_case size-511                        t.qcow2    opens
+acceptance_case size-minus-1                    tend.qcow2 opens
+acceptance_case size-plus-511                   tend.qcow2 opens
 # Backing file name.
 acceptance_case backing-offset-past-cluster     t.qcow2    refuses  'backing_file_offset'
 acceptance_case backing-name-past-cluster       t.qcow2    refuses  'backing_file_size'
@@ -48,6 +62,16 @@ acceptance_case ext-no-end-mark                 t.qcow2    opens
 acceptance_case ext-unknown                     t.qcow2    opens
 acceptance_case ext-backing-format-15           t.qcow2    opens
 acceptance_case ext-backing-format-16           t.qcow2    refuses  'backing format extension'
+# The recorded backing format: "file" is qemu's file protocol driver (the
+# backing file's bytes as they are: the guest starts with QFI\xfb); an
+# empty one (length 0, or a NUL first) is no format: qemu probes; the
+# format ends at its first NUL; a format qemu does not open the file with
+# (vmdk) is refused.
+acceptance_case ext-backing-format-file         tb.qcow2   opens
+acceptance_case ext-backing-format-empty        tb.qcow2   opens
+acceptance_case ext-backing-format-nul-first    tb.qcow2   opens
+acceptance_case ext-backing-format-raw-nul      tb.qcow2   opens
+acceptance_case ext-backing-format-vmdk         tb.qcow2   refuses  'backing format'
 acceptance_case ext-crypto-without-luks         t.qcow2    refuses  'encryption header extension'
 acceptance_case ext-bitmaps-len-16              t.qcow2    refuses  'bitmaps extension.*length'
 acceptance_case ext-bitmaps-len-16-no-autoclear t.qcow2    refuses  'bitmaps extension.*length'

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # backing=, backing-format=, backing.N= (and backing-format.N=) replace the
 # backing file an image records, as qemu's json: "backing" option does:
-#  - a moved base (qcow2, and raw with and without backing-format=);
+#  - a moved base (qcow2, and raw with and without backing-format=;
+#    backing-format=file: the file's bytes, as qemu's "driver": "file");
 #  - a recorded backing file that exists, replaced by another image;
 #  - backing= (empty): no backing file, qemu's "backing": null;
 #  - backing.2= for layer 2 of a 3-layer chain (moved, and removed);
@@ -63,6 +64,17 @@ qio top-raw.qcow2 'write -P 0x66 512k 64k'
 mv base.raw moved/
 check_override top-raw.qcow2 "$(qnode top-raw.qcow2 "$(rawnode moved/base.raw)")" backing=moved/base.raw
 check_override top-raw.qcow2 "$(qnode top-raw.qcow2 "$(rawnode moved/base.raw)")" backing=moved/base.raw backing-format=raw
+# backing-format=file: qemu's file protocol driver alone, the same bytes
+# (of a qcow2 file: its header and tables, as qemu serves them).  qemu's
+# reference: a copy of the overlay that records the moved file with
+# backing format "file" (a json: "backing" with "driver": "file" is
+# refused by qemu: the parent's "file" option is inherited).
+for t in top-raw.qcow2:moved/base.raw top.qcow2:moved/base.qcow2; do
+    cp "${t%%:*}" "ref-file-${t%%:*}"
+    qemu-img rebase -u -b "$TESTDIR/${t#*:}" -F file "ref-file-${t%%:*}"
+    QEMU_REF="$TESTDIR/ref-file-${t%%:*}" check_image "${t%%:*}" backing="${t#*:}" backing-format=file
+    QEMU_REF="$TESTDIR/ref-file-${t%%:*}" CHAIN_PARAMS="backing=${t#*:} backing-format=file" check_chain "${t%%:*}"
+done
 
 # Three layers, top -> mid -> base; the base of the middle layer moved.
 mkimg b3.qcow2 4M
@@ -89,7 +101,7 @@ log "OK layer/3 of t3.qcow2 is moved2/b3.qcow2"
 expect_startup_error t3.qcow2 'backing\.4=: .*has only 3 layer' 't3\.qcow2' backing.2=moved2/b3.qcow2 backing.4=
 expect_startup_error top.qcow2 'backing-format\.3=: .*has only 2 layer' 'top\.qcow2' backing=moved/base.qcow2 backing-format.3=qcow2
 expect_startup_error top.qcow2 'No such file' 'backing=nowhere\.qcow2: ' backing=nowhere.qcow2
-expect_startup_error top.qcow2 'the format must be qcow2 or raw' 'backing-format=vmdk: ' backing-format=vmdk
+expect_startup_error top.qcow2 'the format must be qcow2, raw or file' 'backing-format=vmdk: ' backing-format=vmdk
 expect_startup_error top.qcow2 'expected backing\.N with N a layer number' 'backing\.0: ' backing.0=moved/base.qcow2
 expect_startup_error top.qcow2 'backing-format\.1=qcow2: layer 1 .* has no backing file' 'top\.qcow2' backing= backing-format=qcow2
 expect_startup_error top-raw.qcow2 'backing\.2=: layer 2 .* is a raw image' 'base\.raw' backing=moved/base.raw backing.2=moved/base.qcow2

@@ -77,7 +77,7 @@ expect_startup_message "backing file of $T/over-vdi.qcow2: $T/x.vdi: magic: this
     file=over-vdi.qcow2
 
 mkimg -b x.vmdk -F vmdk over-vmdk.qcow2 1M
-expect_startup_message "backing file of $T/over-vmdk.qcow2: $T/x.vmdk: backing format 'vmdk' is not supported (qcow2 and raw are)" \
+expect_startup_message "backing file of $T/over-vmdk.qcow2: $T/x.vmdk: backing format 'vmdk' is not supported (qcow2, raw and file are)" \
     file=over-vmdk.qcow2
 
 # ---- long messages are not cut
