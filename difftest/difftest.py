@@ -126,7 +126,11 @@ class Client:
         """qemu-nbd drops the connection after some failed reads (e.g.
         of a corrupt compressed cluster): connect again."""
         if self.h.aio_is_dead() or self.h.aio_is_closed():
-            self.connect()
+            try:
+                self.connect()
+            except nbd.Error as e:
+                raise Verdict("crash" if self.side == "ours" else "qemu-failed",
+                              "%s: connection lost, server gone (%s)" % (self.side, e))
 
     def connect(self):
         sock, export, contexts = self.args
@@ -391,6 +395,12 @@ def _judge(case, sockdir):
             o = Client(osock, "", ["base:allocation"], "ours")
             case.clients.append(o)
         except nbd.Error as e:
+            try:
+                rc = case.ours_proc.wait(1)
+            except subprocess.TimeoutExpired:
+                rc = None
+            if rc is not None and (rc < 0 or rc >= 128):
+                raise Verdict("crash", "ours: nbdkit exit %d: %s" % (rc, case.ours_stderr()[-400:]))
             osock, case.ours_msg = None, (case.ours_stderr() or str(e))
     if not qsock and not osock:
         raise Verdict("both-refuse", "")
@@ -589,6 +599,8 @@ def compare_check(case, osock):
 
 
 def _exports(osock):
+    """Our export names (a name that is not UTF-8 is left out: libnbd's
+    Python binding cannot decode it, and no NBD client may see one)."""
     h = nbd.NBD()
     h.set_opt_mode(True)
     h.connect_unix(osock)
@@ -606,7 +618,7 @@ def qemu_chain(case):
                           "not compared" % err.strip()[-200:])
         case.chain, case.info = [], {}
     else:
-        case.chain = json.loads(out)
+        case.chain = json.loads(out.decode("utf-8", "replace"))
         case.info = case.chain[0]
 
 
@@ -620,6 +632,10 @@ def compare_snapshots(case, osock, sockdir):
     for s in snaps:
         exp = "snapshot/" + s["name"] if names.count(s["name"]) == 1 and s["name"] \
             else "snapshot-id/" + s["id"]
+        want.add(exp)
+        if "\ufffd" in exp:
+            # not UTF-8 on disk: no NBD export name can hold it
+            exp = "snapshot-id/" + s["id"]
         want.add(exp)
         if exp not in exports:
             raise Verdict("differs", "%s not listed" % exp)
@@ -742,8 +758,13 @@ cd "$(dirname "$0")" && exec /usr/bin/python3 %(tool)s judge "$PWD"
 
 def run_one(args):
     seed, index, out = args
-    casedir = make_case(seed, index, out)
-    cls, why, notes = judge(casedir)
+    casedir = os.path.join(out, "case-%s-%d" % (seed, index))
+    try:
+        casedir = make_case(seed, index, out)
+        cls, why, notes = judge(casedir)
+    except Exception:
+        # Never hidden: a tester error counts as "differs" (and fails).
+        cls, why = "differs", "tester error: " + traceback.format_exc()[-600:]
     if cls in ("equal", "both-refuse"):
         shutil.rmtree(casedir, ignore_errors=True)
     else:
