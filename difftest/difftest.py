@@ -767,7 +767,7 @@ def run_one(args):
         cls, why = "differs", "tester error: " + traceback.format_exc()[-600:]
     if cls in ("equal", "both-refuse"):
         shutil.rmtree(casedir, ignore_errors=True)
-    else:
+    elif os.path.exists(os.path.join(casedir, "case.json")):
         write_repro(casedir, cls, why)
     meta = json.load(open(os.path.join(casedir, "case.json"))) \
         if os.path.isdir(casedir) else None

@@ -380,6 +380,7 @@ def mutate_file(rng, path, count):
                 old = struct.unpack(slot.fmt, img.pread(slot.offset, slot.size))[0]
                 same = [s for s in cands if s is not slot and s.fmt == slot.fmt]
                 opname, new = _numeric_op(rng, slot, old, ctx, same)
+                new &= (1 << (slot.size * 8)) - 1
                 img.pwrite(slot.offset, struct.pack(slot.fmt, new))
                 desc = "%s @%d: %s: 0x%x -> 0x%x" % (slot.name, slot.offset, opname,
                                                     old, new)
