@@ -417,6 +417,26 @@ def snapshots_size_over_limit(img):
 def snapshots_size_under_limit(img):
     _big_table(img, 64 * 1024 * 1024 - 140000)
 
+# Snapshot names (on an image with snapshots s1 and s2, ids 1 and 2).
+
+def _snapshot_name_offset(img, i):
+    """File offset and size of the name of snapshot entry I."""
+    off = img.get("snapshots_offset")
+    for k in range(i + 1):
+        off = (off + 7) // 8 * 8
+        ids, ns = struct.unpack(">HH", img.pread(off + 12, 4))
+        extra = struct.unpack(">I", img.pread(off + 36, 4))[0]
+        if k == i:
+            return off + 40 + extra + ids, ns
+        off += 40 + extra + ids + ns
+def snapshot_name_not_utf8(img):
+    off, n = _snapshot_name_offset(img, 1)
+    img.pwrite(off, b"\xf4\xfa"[:n])
+def snapshot_name_nul(img):
+    # "s2" becomes "x\0": qemu's name is "x"
+    off, n = _snapshot_name_offset(img, 1)
+    img.pwrite(off, b"x\0"[:n])
+
 # Short files (v3 magic, header cut anywhere before its end).
 
 def short_72(img): img.truncate(72)
