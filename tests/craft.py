@@ -388,6 +388,12 @@ def _one_snapshot(img, **kw):
     img.set("snapshots_offset", off)
 def snapshot_extra_1024(img): _one_snapshot(img, extra=b"\0" * 1024)
 def snapshot_extra_1025(img): _one_snapshot(img, extra=b"\0" * 1025)
+def snapshot_extra_0(img):
+    # an entry without extra data: "incomplete" to qemu-img check in v3
+    _one_snapshot(img)
+def snapshot_l1_unaligned(img):
+    _one_snapshot(img, l1_offset=img.get("l1_table_offset") + 8, l1_size=1,
+                  extra=b"\0" * 16)
 def snapshot_extra_huge_past_eof(img):
     _one_snapshot(img, extra=b"", extra_size=0xffffffff)
 def snapshot_entry_runs_past_eof(img):

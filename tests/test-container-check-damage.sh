@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
-# The check of file/N.json on a damaged refcount table, and on a file
-# cut short, counts as qemu-img check (qemu 7.2) does (cases found by
-# the differential tester, difftest/):
+# The check of file/N.json on a damaged refcount table, on a file cut
+# short, and on damaged snapshot table entries counts as qemu-img check
+# (qemu 7.2) does (cases found by the differential tester, difftest/):
 #  - a refcount table entry pointing past the end of the file: a
 #    corruption ("refcount block N is outside image"); the block reads as
 #    zeros, as qemu's block layer reads past the end of a file (file/N is
@@ -11,7 +11,11 @@
 #    file: a corruption; no refcount is read through it;
 #  - a file cut inside its refcount block, its L1 table now less than a
 #    cluster past the end: qemu counts that reference and grows its
-#    cluster count by one, so image-end-offset covers the L1 table.
+#    cluster count by one, so image-end-offset covers the L1 table;
+#  - a snapshot entry without extra data: in a v3 image "incomplete", a
+#    corruption; in a v2 image nothing;
+#  - a snapshot whose L1 table is not cluster aligned: a corruption, and
+#    the snapshot's L1 table is not counted.
 container_testsdir=$(cd "$(dirname "$0")" && pwd)
 source "$container_testsdir/functions.sh"
 source "$container_testsdir/container-functions.sh"
@@ -63,3 +67,18 @@ truncate -s 8720 cut.qcow2
 same_counts cut.qcow2
 [ "$(jq_num cut.qcow2.json '.check."image-end-offset"')" = 16384 ] ||
     fail "cut.qcow2: image-end-offset must cover the L1 table past the end (16384)"
+
+for compat in 0.10 1.1; do
+    mkimg -o cluster_size=4k,compat=$compat snap-extra-0-$compat.qcow2 1M
+    qio snap-extra-0-$compat.qcow2 'write -P 1 0 8k'
+    python3 "$top_srcdir/tests/craft.py" snapshot-extra-0 snap-extra-0-$compat.qcow2
+    same_counts snap-extra-0-$compat.qcow2
+done
+grep -q 'snapshot table entry 0 is incomplete' snap-extra-0-1.1.qcow2.q.err ||
+    hard_error "qemu-img check does not call the v3 entry incomplete"
+
+cp base.qcow2 snap-l1-unaligned.qcow2
+python3 "$top_srcdir/tests/craft.py" snapshot-l1-unaligned snap-l1-unaligned.qcow2
+same_counts snap-l1-unaligned.qcow2
+grep -q 'L1 table is not cluster aligned' snap-l1-unaligned.qcow2.q.err ||
+    hard_error "qemu-img check does not call the snapshot's L1 table unaligned"
