@@ -75,7 +75,7 @@ class Slot:
         return struct.calcsize(self.fmt)
 
 
-def _entries(img, kind, name, base, n, step=8, fmt=">Q", rng=None):
+def _entries(img, kind, name, base, n, step=8, fmt=">Q"):
     """Slots for up to MAX_SLOTS_PER_TABLE entries of a table of N
     entries: the non-zero ones first, then a few zero ones."""
     n = min(n, 1 << 16)
