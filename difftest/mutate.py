@@ -9,9 +9,9 @@ table and each snapshot's L1 table, the bitmap directory and bitmap
 tables, the LUKS header and its key slots, the external data file name.
 mutate_case() picks one to several slots of any qcow2 file of a case
 and changes each with an operator fitted to its kind (flags, offsets,
-sizes, names...).  Field offsets of the fixed header and of snapshot
-entries come from tests/craft.py (their one home); this file adds the
-tables' entry formats and the LUKS header's layout.
+sizes, names...).  Field offsets (fixed header, extensions, snapshot
+and bitmap directory entries, LUKS header) come from tests/craft.py,
+their one home.
 """
 
 import os
@@ -31,35 +31,11 @@ L1E_OFFSET_MASK = 0x00fffffffffffe00
 L2E_OFFSET_MASK = 0x00fffffffffffe00
 REFT_OFFSET_MASK = 0xfffffffffffffe00
 
-# Snapshot table entry (qcow2.txt "Snapshots"): fixed part, then extra
-# data (vm_state_size_large, disk_size, icount), id string, name.
-SNAP_FIELDS = [("l1_table_offset", 0, ">Q"), ("l1_size", 8, ">I"),
-               ("id_str_size", 12, ">H"), ("name_size", 14, ">H"),
-               ("date_sec", 16, ">I"), ("date_nsec", 20, ">I"),
-               ("vm_clock_nsec", 24, ">Q"), ("vm_state_size", 32, ">I"),
-               ("extra_data_size", 36, ">I")]
-SNAP_EXTRA = [("vm_state_size_large", 0, ">Q"), ("disk_size", 8, ">Q"),
-              ("icount", 16, ">Q")]
-# Bitmaps extension data and bitmap directory entry (qcow2.txt "Bitmaps").
-BITMAPS_EXT = [("nb_bitmaps", 0, ">I"), ("reserved", 4, ">I"),
-               ("bitmap_directory_size", 8, ">Q"),
-               ("bitmap_directory_offset", 16, ">Q")]
-BITMAP_ENTRY = [("bitmap_table_offset", 0, ">Q"),
-                ("bitmap_table_size", 8, ">I"), ("flags", 12, ">I"),
-                ("type", 16, ">B"), ("granularity_bits", 17, ">B"),
-                ("name_size", 18, ">H"), ("extra_data_size", 20, ">I")]
-CRYPTO_EXT = [("luks_offset", 0, ">Q"), ("luks_length", 8, ">Q")]
-# LUKS v1 header (the LUKS on-disk format spec, as qemu's crypto/block-luks.c).
-LUKS_FIELDS = [("magic", 0, "6s"), ("version", 6, ">H"),
-               ("cipher_name", 8, "32s"), ("cipher_mode", 40, "32s"),
-               ("hash_spec", 72, "32s"), ("payload_offset", 104, ">I"),
-               ("key_bytes", 108, ">I"), ("mk_digest", 112, "20s"),
-               ("mk_digest_salt", 132, "32s"),
-               ("mk_digest_iterations", 164, ">I"), ("uuid", 168, "40s")]
-LUKS_KEYSLOT = [("active", 0, ">I"), ("iterations", 4, ">I"),
-                ("salt", 8, "32s"), ("key_offset", 40, ">I"),
-                ("stripes", 44, ">I")]
-LUKS_KEYSLOTS_AT, LUKS_KEYSLOT_SIZE, LUKS_NUM_KEYSLOTS = 208, 48, 8
+# Entry formats of the snapshot table, bitmaps extension and
+# directory, crypto extension and LUKS header: tests/craft.py.
+from craft import (SNAP_FIELDS, SNAP_EXTRA, BITMAPS_EXT, BITMAP_ENTRY,  # noqa: E402
+                   CRYPTO_EXT, LUKS_FIELDS, LUKS_KEYSLOT, LUKS_KEYSLOTS_AT,
+                   LUKS_KEYSLOT_SIZE, LUKS_NUM_KEYSLOTS)
 
 MAX_SLOTS_PER_TABLE = 48      # entries listed per table (non-zero first)
 
