@@ -114,6 +114,22 @@ def kill_pid(pid):
         pass
 
 
+def kill_by_arg(arg):
+    """Stop the processes that have ARG (a socket path unique to this
+    case) among their arguments: a qemu-nbd that daemonized before it
+    wrote its pid file."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if arg.encode() in args:
+            kill_pid(int(d))
+
+
 # ------------------------------------------------------------ NBD client
 class Client:
     """A libnbd handle on one export, every call bounded by a deadline
@@ -257,6 +273,7 @@ class Case:
         self.qemu_msg = self.ours_msg = ""
         self.pids = []
         self.clients = []
+        self.sockets = []
 
     # qemu's way of naming the image (json: filename for LUKS).
     def qemu_image(self):
@@ -275,7 +292,14 @@ class Case:
         cmd = env_cmd("DIFFTEST_QEMU_NBD", "qemu-nbd") + \
             ["-r", "-t", "-e", "0", "-A", "--fork", "--pid-file=" + pidf,
              "--socket=" + sock] + list(extra) + self.qemu_image()
-        rc, _, err = run(cmd, self.dir, side="qemu")
+        self.sockets.append(sock)
+        try:
+            rc, _, err = run(cmd, self.dir, side="qemu")
+        except Verdict:
+            # The daemonized server may still be opening the image (no
+            # pid file yet): find it by its own socket argument.
+            kill_by_arg("--socket=" + sock)
+            raise
         pid = _read_pid(pidf)
         if pid:
             self.pids.append(pid)
@@ -326,6 +350,8 @@ class Case:
         self.clients = []
         for pid in self.pids:
             kill_pid(pid)
+        for sock in self.sockets:
+            kill_by_arg("--socket=" + sock)
         p = getattr(self, "ours_proc", None)
         if p is not None and p.poll() is None:
             p.terminate()
