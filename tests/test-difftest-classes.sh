@@ -46,7 +46,7 @@ kill -SEGV \$pid; wait \$pid"
 # answers reads after 30 s
 wrapper slow "exec $real_nbdkit --filter=delay \"\$@\" rdelay=30"
 # qemu-nbd that stalls, and one that crashes
-wrapper qslow "sleep 30"
+wrapper qslow "exec sleep 30"
 wrapper qsegv "kill -SEGV \$\$"
 
 expect() {                      # expect CLASS CASEDIR [VAR=VALUE...]
