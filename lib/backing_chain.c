@@ -72,9 +72,11 @@ backing_path (const struct layer *parent, size_t n,
   return *path_out ? 0 : -1;
 }
 
-/* A loop is a file already in the chain (same device and inode). */
+/* A loop is a file already in the chain (same device and inode)
+ * opened again as qcow2 (QCOW2; the file must exist in any case).
+ */
 static int
-check_loop (struct chain *c, const char *path)
+check_loop (struct chain *c, const char *path, bool qcow2)
 {
   struct stat st, lst;
   size_t i;
@@ -82,7 +84,7 @@ check_loop (struct chain *c, const char *path)
   if (stat (path, &st) == -1)
     return q2_error ("%s: backing file '%s': %m",
                      c->layers[c->n - 1]->file.path, path);
-  for (i = 0; i < c->n; i++)
+  for (i = 0; qcow2 && i < c->n; i++)
     if (fstat (c->layers[i]->file.fd, &lst) == 0 &&
         lst.st_dev == st.st_dev && lst.st_ino == st.st_ino)
       return q2_error ("%s: backing file '%s' makes a loop in the backing "
@@ -131,13 +133,23 @@ open_backing_files (struct chain *c, const struct chain_params *p)
                          parent->file.path);
       return 0;
     }
-    r = check_loop (c, path);
-    if (r == 0 && (backing_format (parent, lp, path, &format) == -1 ||
-                   append_layer (c, path, format) == -1))
+    /* A raw layer ends the chain: qemu opens a file of the chain again
+     * as raw bytes (its guest then starts with the qcow2 header), so
+     * only a file opened again as qcow2 makes a loop.
+     */
+    if (check_loop (c, path, false) == -1)
+      r = -2;                   /* its own message */
+    else if (backing_format (parent, lp, path, &format) == -1)
+      r = -1;
+    else if (check_loop (c, path, format == LAYER_QCOW2) == -1)
+      r = -2;
+    else
+      r = append_layer (c, path, format);
+    if (r == -1)
       r = q2_error ("backing file of %s: %s",  /* whose backing file */
                     parent->file.path, q2_last_error ());
     free (path);
-    if (r == -1)
+    if (r < 0)
       return -1;
   }
 }

@@ -46,6 +46,17 @@ decode (const unsigned char **p)
   return cp;
 }
 
+bool
+json_utf8_valid (const char *str)
+{
+  const unsigned char *p = (const unsigned char *) str;
+
+  while (*p)
+    if (decode (&p) <= 0)
+      return false;
+  return true;
+}
+
 void
 json_string (FILE *fp, const char *str)
 {

@@ -6,6 +6,7 @@
 #ifndef Q2_JSON_H
 #define Q2_JSON_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Write S as a quoted JSON string, or null if S is NULL.  ASCII
@@ -17,5 +18,10 @@
  * also accepts \xC0\x80 as U+0000 and refuses noncharacters.
  */
 void json_string (FILE *fp, const char *s);
+
+/* Whether S is valid UTF-8 by the same decoder (and holds no encoded
+ * NUL): NBD export names must be UTF-8.
+ */
+bool json_utf8_valid (const char *s);
 
 #endif

@@ -356,10 +356,12 @@ walk_snapshot_l1s (struct walk *w)
   for (i = 0; i < t->count && r == 0; i++) {
     const struct qcow2_snapshot *s = &t->entries[i];
 
-    /* qemu-img check: "l1_size is too large", one corruption, and the
-     * snapshot is skipped (calculate_refcounts).
+    /* qemu-img check: an L1 table "not cluster aligned" (found by
+     * difftest), or whose "l1_size is too large": one corruption, and
+     * the snapshot is skipped (calculate_refcounts).
      */
-    if ((uint64_t) s->l1_size * 8 > QCOW2_MAX_L1_BYTES)
+    if (offset_into_cluster (&w->l->header, s->l1_table_offset) ||
+        (uint64_t) s->l1_size * 8 > QCOW2_MAX_L1_BYTES)
       r = emit (w, META_CORRUPT, s->entry_offset, 0, i);
     else if (s->l1_size > 0) {
       r = emit (w, META_L1, s->l1_table_offset, (uint64_t) s->l1_size * 8, i);
@@ -395,11 +397,21 @@ walk_snapshots (struct walk *w)
 {
   const struct qcow2_snapshot_table *t = &w->l->snapshots;
 
+  uint32_t i;
+
   if (walk_snapshot_l1s (w) == -1)
     return -1;
   if (t->count &&
       emit (w, META_SNAPSHOT_TABLE, t->offset, t->length, -1) == -1)
     return -1;
+  /* qemu-img check (qcow2_check_read_snapshot_table): in a v3 image,
+   * an entry whose extra data lacks the 64-bit VM state size and the
+   * disk size is "incomplete", a corruption (found by difftest).
+   */
+  for (i = 0; w->l->header.version >= 3 && i < t->count; i++)
+    if (t->entries[i].extra_data_size < 16 &&
+        emit (w, META_CORRUPT, t->entries[i].entry_offset, 0, i) == -1)
+      return -1;
   return 0;
 }
 

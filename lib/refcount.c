@@ -50,9 +50,9 @@ refcount_get (struct layer *l, uint64_t cluster_index,
     return q2_error ("%s: refcount block offset %#" PRIx64 " is not aligned "
                      "(refcount table index %" PRIu64 ")",
                      l->file.path, block_offset, table_index);
-  if (block_offset >= l->file.size)
-    return q2_error ("%s: refcount block offset %#" PRIx64 " is past the "
-                     "end of the file", l->file.path, block_offset);
+  /* A block past the end of the file reads as zeros (hostfile_pread),
+   * as qemu's block layer reads it: refcount 0, not an error.
+   */
 
   /* A one-slice memo per layer avoids rereading the slice for the next
    * cluster.  Not thread-safe: refcounts are read when the layer is

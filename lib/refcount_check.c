@@ -23,6 +23,9 @@ struct counter {
   uint64_t file_len;            /* as qemu sees it: whole 512-byte sectors */
   uint64_t max;                 /* largest storable refcount */
   uint32_t *refs;               /* file_clusters + 1 entries */
+  uint64_t nb_clusters;         /* qemu's: file_clusters, + 1 once a region
+                                   counted reaches into the cluster past
+                                   the end of the file */
   meta_cb observer;
   void *observer_opaque;
 };
@@ -56,6 +59,12 @@ count_region (struct counter *c, uint64_t offset, uint64_t size,
     }
     c->refs[k] = total;
   }
+  /* qemu grows its refcount array to the last cluster counted (at most
+   * one past the file's, as checked above); check_refblocks and
+   * compare_refcounts then cover it.
+   */
+  if (last + 1 > c->nb_clusters)
+    c->nb_clusters = last + 1;
 }
 
 static int
@@ -113,7 +122,7 @@ check_refblocks (struct counter *c)
 
     if ((l->reftable[i] & REFT_RESERVED_MASK) ||
         offset_into_cluster (&l->header, offset) ||
-        cluster >= c->r->file_clusters) {
+        cluster >= c->nb_clusters) {
       c->r->corruptions++;
       continue;
     }
@@ -216,7 +225,7 @@ compare (struct counter *c)
   uint64_t i, stored;
   int64_t highest = -1;
 
-  for (i = 0; i < r->file_clusters; i++) {
+  for (i = 0; i < c->nb_clusters; i++) {
     if (refcount_get (c->l, i, &stored) == -1)
       return -1;
     if (stored > 0)
@@ -253,6 +262,7 @@ refcount_check (struct layer *l, struct refcount_report *r,
   if (r->file_clusters > MAX_CHECK_CLUSTERS)
     return q2_error ("%s: file has too many clusters (%" PRIu64 ") to check",
                      l->file.path, r->file_clusters);
+  c.nb_clusters = r->file_clusters;
   c.refs = calloc (r->file_clusters + 1, sizeof *c.refs);
   r->in_use = calloc (r->file_clusters / 8 + 1, 1);
   r->refcounted = calloc (r->file_clusters / 8 + 1, 1);

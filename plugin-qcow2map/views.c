@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "views.h"
+#include "json.h"
 #include "q2_parse.h"
 
 /* Strict decimal layer number 1..n (no sign, no leading zero). */
@@ -157,12 +158,28 @@ format_name (const struct layer *l)
   return l->format == LAYER_RAW ? "raw" : "qcow2";
 }
 
+/* A snapshot's name or id in a description (NBD descriptions are
+ * UTF-8): as it is (quoted if QUOTED), or, if it is not UTF-8, as
+ * qemu-img info's JSON writes it (invalid bytes as U+FFFD).
+ */
+static void
+describe_string (FILE *fp, const char *s, bool quoted)
+{
+  if (!json_utf8_valid (s))
+    json_string (fp, s);
+  else
+    fprintf (fp, quoted ? "'%s'" : "%s", s);
+}
+
 static void
 describe_snapshot (FILE *fp, const struct layer *l, const struct qcow2_snapshot *sn)
 {
-  fprintf (fp, "guest disk as of internal snapshot id %s, name '%s' of %s "
-           "(snapshot disk size %" PRIu64 "; served at the current size, "
-           "as qemu does)", sn->id, sn->name, l->file.path, sn->disk_size);
+  fprintf (fp, "guest disk as of internal snapshot id ");
+  describe_string (fp, sn->id, false);
+  fprintf (fp, ", name ");
+  describe_string (fp, sn->name, true);
+  fprintf (fp, " of %s (snapshot disk size %" PRIu64 "; served at the "
+           "current size, as qemu does)", l->file.path, sn->disk_size);
 }
 
 static void
@@ -237,8 +254,10 @@ view_describe (const struct view_sources *vs, const struct view *v)
 
 /* Which name lists snapshot I: its name if it is the first snapshot
  * with that (non-empty) name, else its id if it is the first with that
- * id; neither (not listed) if both are taken.  Names with a NUL byte
- * cannot be export names.  Snapshots qemu cannot load are not listed
+ * id; neither (not listed) if both are taken.  A name or id is what
+ * qemu compares: the bytes before any NUL (qemu reads them into a C
+ * string).  NBD export names are UTF-8: a name that is not is reached
+ * by id (found by difftest).  Snapshots qemu cannot load are not listed
  * (opening them says why).
  */
 #define NBD_MAX_NAME 4096
@@ -252,12 +271,12 @@ snapshot_listing (const struct view_sources *vs, size_t i, bool *by_id)
   if (sn->name_size + 12 > NBD_MAX_NAME || sn->id_size + 12 > NBD_MAX_NAME ||
       snapshot_check_l1 (vs->chain->layers[0], sn) == -1)
     return -1;
-  if (sn->name[0] && strlen (sn->name) == sn->name_size &&
+  if (sn->name[0] && json_utf8_valid (sn->name) &&
       (size_t) snapshot_find (t, NULL, sn->name) == i) {
     *by_id = false;
     return 0;
   }
-  if (sn->id[0] && strlen (sn->id) == sn->id_size &&
+  if (sn->id[0] && json_utf8_valid (sn->id) &&
       (size_t) snapshot_find (t, sn->id, NULL) == i) {
     *by_id = true;
     return 0;
@@ -266,8 +285,9 @@ snapshot_listing (const struct view_sources *vs, size_t i, bool *by_id)
 }
 
 /* Bitmaps that qemu would not serve (in use: inconsistent) are not
- * listed; opening them says why.  Nor are names with a NUL byte, or a
- * second bitmap of the same name.
+ * listed; opening them says why.  Nor are a second bitmap of the same
+ * name (qemu's, as for snapshots: the bytes before any NUL) or a name
+ * that is not UTF-8 (NBD export names are).
  */
 static bool
 bitmap_listed (const struct qcow2_bitmap_directory *d, size_t i)
@@ -275,7 +295,7 @@ bitmap_listed (const struct qcow2_bitmap_directory *d, size_t i)
   const struct qcow2_bitmap *b = &d->entries[i];
 
   return !(b->flags & QCOW2_BITMAP_IN_USE) && b->name[0] &&
-    strlen (b->name) == b->name_size && (size_t) bitmap_find (d, b->name) == i;
+    json_utf8_valid (b->name) && (size_t) bitmap_find (d, b->name) == i;
 }
 
 /* bitmap/NAME.json, unless a bitmap is called NAME.json. */

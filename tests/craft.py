@@ -29,6 +29,36 @@ FIELDS = {
     "compression_type": (104, ">B"),
 }
 
+# Snapshot table entry ("Snapshots"): fixed part, then extra
+# data (vm_state_size_large, disk_size, icount), id string, name.
+SNAP_FIELDS = [("l1_table_offset", 0, ">Q"), ("l1_size", 8, ">I"),
+               ("id_str_size", 12, ">H"), ("name_size", 14, ">H"),
+               ("date_sec", 16, ">I"), ("date_nsec", 20, ">I"),
+               ("vm_clock_nsec", 24, ">Q"), ("vm_state_size", 32, ">I"),
+               ("extra_data_size", 36, ">I")]
+SNAP_EXTRA = [("vm_state_size_large", 0, ">Q"), ("disk_size", 8, ">Q"),
+              ("icount", 16, ">Q")]
+# Bitmaps extension data and bitmap directory entry (qcow2.txt "Bitmaps").
+BITMAPS_EXT = [("nb_bitmaps", 0, ">I"), ("reserved", 4, ">I"),
+               ("bitmap_directory_size", 8, ">Q"),
+               ("bitmap_directory_offset", 16, ">Q")]
+BITMAP_ENTRY = [("bitmap_table_offset", 0, ">Q"),
+                ("bitmap_table_size", 8, ">I"), ("flags", 12, ">I"),
+                ("type", 16, ">B"), ("granularity_bits", 17, ">B"),
+                ("name_size", 18, ">H"), ("extra_data_size", 20, ">I")]
+CRYPTO_EXT = [("luks_offset", 0, ">Q"), ("luks_length", 8, ">Q")]
+# LUKS v1 header (the LUKS on-disk format spec, as qemu's crypto/block-luks.c).
+LUKS_FIELDS = [("magic", 0, "6s"), ("version", 6, ">H"),
+               ("cipher_name", 8, "32s"), ("cipher_mode", 40, "32s"),
+               ("hash_spec", 72, "32s"), ("payload_offset", 104, ">I"),
+               ("key_bytes", 108, ">I"), ("mk_digest", 112, "20s"),
+               ("mk_digest_salt", 132, "32s"),
+               ("mk_digest_iterations", 164, ">I"), ("uuid", 168, "40s")]
+LUKS_KEYSLOT = [("active", 0, ">I"), ("iterations", 4, ">I"),
+                ("salt", 8, "32s"), ("key_offset", 40, ">I"),
+                ("stripes", 44, ">I")]
+LUKS_KEYSLOTS_AT, LUKS_KEYSLOT_SIZE, LUKS_NUM_KEYSLOTS = 208, 48, 8
+
 EXT_BACKING_FORMAT = 0xe2792aca
 EXT_FEATURE_TABLE = 0x6803f857
 EXT_BITMAPS = 0x23852875
@@ -409,6 +439,12 @@ def _one_snapshot(img, **kw):
     img.set("snapshots_offset", off)
 def snapshot_extra_1024(img): _one_snapshot(img, extra=b"\0" * 1024)
 def snapshot_extra_1025(img): _one_snapshot(img, extra=b"\0" * 1025)
+def snapshot_extra_0(img):
+    # an entry without extra data: "incomplete" to qemu-img check in v3
+    _one_snapshot(img)
+def snapshot_l1_unaligned(img):
+    _one_snapshot(img, l1_offset=img.get("l1_table_offset") + 8, l1_size=1,
+                  extra=b"\0" * 16)
 def snapshot_extra_huge_past_eof(img):
     _one_snapshot(img, extra=b"", extra_size=0xffffffff)
 def snapshot_entry_runs_past_eof(img):
@@ -437,6 +473,30 @@ def snapshots_size_over_limit(img):
     _big_table(img, 64 * 1024 * 1024 + 1)
 def snapshots_size_under_limit(img):
     _big_table(img, 64 * 1024 * 1024 - 140000)
+
+# Snapshot names (on an image with snapshots s1 and s2, ids 1 and 2).
+
+def _snapshot_name_offset(img, i):
+    """File offset and size of the name of snapshot entry I."""
+    f = {name: (o, fmt) for name, o, fmt in SNAP_FIELDS}
+    def field(off, name):
+        o, fmt = f[name]
+        return struct.unpack(fmt, img.pread(off + o, struct.calcsize(fmt)))[0]
+    off = img.get("snapshots_offset")
+    for k in range(i + 1):
+        off = (off + 7) // 8 * 8
+        ids, ns = field(off, "id_str_size"), field(off, "name_size")
+        extra = field(off, "extra_data_size")
+        if k == i:
+            return off + 40 + extra + ids, ns
+        off += 40 + extra + ids + ns
+def snapshot_name_not_utf8(img):
+    off, n = _snapshot_name_offset(img, 1)
+    img.pwrite(off, b"\xf4\xfa"[:n])
+def snapshot_name_nul(img):
+    # "s2" becomes "x\0": qemu's name is "x"
+    off, n = _snapshot_name_offset(img, 1)
+    img.pwrite(off, b"x\0"[:n])
 
 # Short files (v3 magic, header cut anywhere before its end).
 
