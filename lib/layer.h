@@ -52,6 +52,12 @@ struct layer {
 struct layer *layer_open (const char *path, enum layer_format format,
                           struct l2_cache *cache,
                           const struct image_lock_options *locking);
+/* The same for a host file F opened already (any source, see
+ * hostfile.h); the layer takes F over (it is closed on failure too).
+ */
+struct layer *layer_open_file (struct hostfile *f, enum layer_format format,
+                               struct l2_cache *cache,
+                               const struct image_lock_options *locking);
 void layer_close (struct layer *l);
 
 /* Map guest offsets of qcow2 layer L through the L1 table of L1_SIZE
@@ -120,5 +126,6 @@ int layer_prefetch_run (struct layer *l, const struct run *r,
  * recognise.
  */
 int layer_probe_format (const char *path, enum layer_format *format);
+int layer_probe_file (const struct hostfile *f, enum layer_format *format);
 
 #endif
