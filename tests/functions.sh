@@ -371,6 +371,21 @@ writer_start() {
 writer_stop() { _kill_pidfile "$WRITER_PIDFILE"; }
 
 # ------------------------------------------------------ our plugin
+# How IMG is served: the plugin on the file, or (SERVE_VIA=FUNCTION, set
+# by a test for one call or for all) the nbdkit arguments that FUNCTION
+# IMG prints one a line, e.g. "-r", "curl", "URL", "--filter=FILTER.so":
+# the qcow2map filter over another plugin.  Every helper built on
+# plugin_run (check_image, check_snapshot, check_bitmap, expect_reads...)
+# then checks that server against the same qemu references.
+_serve_args() {
+    if [ -n "${SERVE_VIA:-}" ]; then
+        mapfile -t SERVE_ARGS < <("$SERVE_VIA" "$1")
+        [ "${#SERVE_ARGS[@]}" -gt 0 ] || hard_error "SERVE_VIA=$SERVE_VIA printed no nbdkit arguments for $1"
+    else
+        SERVE_ARGS=("${_nbdkit_plugin[@]}" file="$1")
+    fi
+}
+
 # plugin_run IMG [PARAM=VALUE...] -- CMD [ARGS...]
 # Runs nbdkit -U - with the plugin on IMG (from the current directory) and
 # runs CMD ARGS under --run with uri and unixsocket EXPORTED in the
@@ -388,7 +403,8 @@ plugin_run() {
     PLUGIN_LAST_STDERR=$errf
     { echo 'set -e'; printf 'exec'; printf ' %q' "$@"; echo; } > "$script"
     local rc=0
-    nbdkit_v "$errf" -U - -f "${_nbdkit_plugin[@]}" file="$img" "${params[@]}" \
+    _serve_args "$img"
+    nbdkit_v "$errf" -U - -f "${SERVE_ARGS[@]}" "${params[@]}" \
              --run "export uri unixsocket; exec bash '$script'" || rc=$?
     if [ -s "$errf" ]; then
         echo "  nbdkit stderr (serving $img):" >&2
