@@ -5,6 +5,7 @@
 # needs only bash, nginx (Debian's nginx-light) and curl.
 #
 #   nginx_start DOCROOT [DIR]   serve DOCROOT on 127.0.0.1, a free port
+#                               (NGINX_WANT_PORT=N: that one)
 #   nginx_stop                  stop it (by its pid), keep DIR (and the log)
 #   nginx_restart               start it again, same port and config
 #   nginx_requests              GET requests in the access log so far
@@ -130,10 +131,11 @@ nginx_start() {
     else
         NGINX_PIDFILE=$NGINX_DIR/nginx.pid
     fi
-    # A random port; taken ones are detected by nginx itself (no race
-    # between choosing and binding).
+    # A random port (or NGINX_WANT_PORT, e.g. for documentation); taken
+    # ones are detected by nginx itself (no race between choosing and
+    # binding).
     for ((try = 0; try < 50; try++)); do
-        port=$((20000 + RANDOM % 40000))
+        port=${NGINX_WANT_PORT:-$((20000 + RANDOM % 40000))}
         if _nginx_launch "$port"; then
             NGINX_PORT=$port
             NGINX_URL=http://127.0.0.1:$port
