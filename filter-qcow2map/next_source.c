@@ -22,6 +22,7 @@ struct next_source {
   bool can_extents, can_cache;
   bool debug_io;
   uint64_t requests, bytes;      /* atomic */
+  unsigned refs;                 /* host files reading it; atomic */
 };
 
 static int
@@ -118,10 +119,27 @@ next_prefetch (const struct hostfile *f, uint64_t offset, uint64_t count)
   (void) s->next->cache (s->next, count, offset, 0, &err);
 }
 
+/* An internal snapshot's layer reads the same next context. */
+static int
+next_reopen (const struct hostfile *f, struct hostfile *out)
+{
+  struct next_source *s = f->opaque;
+
+  *out = *f;
+  out->path = strdup (f->path);
+  if (out->path == NULL)
+    return q2_error ("strdup: %m");
+  __atomic_add_fetch (&s->refs, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
 static void
 next_close (struct hostfile *f)
 {
-  free (f->opaque);
+  struct next_source *s = f->opaque;
+
+  if (s && __atomic_sub_fetch (&s->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    free (s);
   f->opaque = NULL;
 }
 
@@ -129,6 +147,7 @@ static const struct hostfile_ops next_ops = {
   .pread = next_pread,
   .allocation = next_allocation,
   .prefetch = next_prefetch,
+  .reopen = next_reopen,
   .close = next_close,
 };
 
@@ -144,6 +163,7 @@ next_source_open (struct hostfile *f, void *next_v, const char *name,
     return q2_error ("calloc: %m");
   s->next = next;
   s->debug_io = debug_io;
+  s->refs = 1;
   size = next->get_size (next);
   if (size == -1) {
     free (s);
