@@ -781,7 +781,10 @@ check_bitmap() {
 # list_exports IMG [PARAM=VALUE...] : the plugin's export names, one a line.
 list_exports() {
     local img=$1; shift
-    plugin_run "$img" "$@" -- sh -c 'nbdinfo --list --json "$uri"' |
+    # The filter lists an image's views once a client has opened it.
+    plugin_run "$img" "$@" -- sh -c '
+        if [ "${QCOW2MAP_VIA:-}" = filter ]; then nbdinfo --size "$uri" > /dev/null; fi
+        nbdinfo --list --json "$uri"' |
         jq -r '.exports[] | .["export-name"]'
 }
 

@@ -13,7 +13,10 @@
 #    names the backing file and says that backing= gives it; with
 #    backing.1= it is served, with qemu's bytes; a file that is not qcow2
 #    fails its connection; an unknown view fails; the server serves the
-#    other images all along.  (nbdinfo --list stops at an export it cannot
+#    other images all along;
+#  - the depth filter stacked over the qcow2map filter: depth.json equals
+#    qemu-nbd -A's map over the file plugin; without file= it refuses with
+#    one line.  (nbdinfo --list stops at an export it cannot
 #    open, so the images that are refused live in a second directory.)
 source "$(dirname "$0")/functions.sh"
 
@@ -121,6 +124,29 @@ qemu-img convert -O raw more/base.qcow2 base.ref.raw
 compare_bytes base.ref.raw base.raw "top.qcow2/layer/2 (the local backing file)"
 _kill_pidfile "$pidf"
 log "OK top.qcow2 served with backing.1=: its bytes and its layer 2 equal qemu's"
+
+# The depth filter over the qcow2map filter: it maps the chain itself from
+# the local file= it is given (nbdkit-depth-filter(1)), so over the file
+# plugin its depth.json is qemu's qemu:allocation-depth; over a plugin
+# without file= it refuses to start with one line.
+(cd more && qemu-nbd -r -t -e 0 -f qcow2 -A --fork --pid-file="$_SOCKDIR/qa.pid" \
+    --socket="$_SOCKDIR/qa.sock" top.qcow2) || fail "qemu-nbd -A failed"
+nbdinfo --json --map=qemu:allocation-depth "nbd+unix:///?socket=$_SOCKDIR/qa.sock" |
+    map_normalize > depth.qemu
+_kill_pidfile "$_SOCKDIR/qa.pid"
+nbdkit_v depth.err -U - -r file file=more/top.qcow2 --filter="$FILTER" --filter="$QCOW2MAP_FILTER" \
+    backing.1="$PWD/more/base.qcow2" \
+    --run 'nbdcopy "nbd+unix:///depth.json?socket=$unixsocket" depth.json' ||
+    fail "the depth filter over the qcow2map filter failed"
+json_unpad depth.json depth.unpadded.json
+map_normalize < depth.unpadded.json > depth.ours
+_compare_maps depth.ours depth.qemu "depth.json through --filter=depth --filter=qcow2map (qemu-nbd -A)"
+log "OK depth filter over the qcow2map filter: depth.json = qemu-nbd -A ($(wc -l < depth.ours) extents)"
+rc=0
+nbdkit_v depth2.err -U - -r eval get_size='echo 1M' pread='dd if=/dev/zero count=$3 iflag=count_bytes status=none' \
+    --filter="$FILTER" --filter="$QCOW2MAP_FILTER" --run true || rc=$?
+[ "$rc" -ne 0 ] && grep -q "file=" depth2.err || { show_file depth2.err; fail "the depth filter without file= did not refuse"; }
+log "OK depth filter over the qcow2map filter without file=: refused: $(grep -m1 error depth2.err)"
 
 [ "$(sha256sum shelf/* more/* | sha256sum)" = "$sums_before" ] || fail "an image of the directories changed"
 log "OK no image of the directory changed"
