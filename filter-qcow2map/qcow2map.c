@@ -222,8 +222,11 @@ qcow2map_prepare (nbdkit_next *next, void *handle, int readonly)
   return view_handle_open (&h->view, h->img, h->view_name, h->source_name);
 }
 
-static void
-qcow2map_close (void *handle)
+/* Statistics when the client disconnects (nbdkit may exit without
+ * .close for a connection still open at exit; .finalize runs first).
+ */
+static int
+qcow2map_finalize (nbdkit_next *next, void *handle)
 {
   struct handle *h = handle;
   uint64_t requests, bytes;
@@ -235,7 +238,13 @@ qcow2map_close (void *handle)
     nbdkit_debug ("io: %s: %" PRIu64 " requests, %" PRIu64 " bytes read "
                   "from the plugin below", h->source_name, requests, bytes);
   }
-  handle_free (h);
+  return 0;
+}
+
+static void
+qcow2map_close (void *handle)
+{
+  handle_free (handle);
 }
 
 static int64_t
@@ -331,6 +340,7 @@ static struct nbdkit_filter filter = {
   .default_export     = qcow2map_default_export,
   .open               = qcow2map_open,
   .prepare            = qcow2map_prepare,
+  .finalize           = qcow2map_finalize,
   .close              = qcow2map_close,
   .get_size           = qcow2map_get_size,
   .export_description = qcow2map_export_description,
