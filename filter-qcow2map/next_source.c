@@ -10,6 +10,7 @@
 #include <nbdkit-filter.h>
 
 #include "next_source.h"
+#include "source_cache.h"
 #include "q2_error.h"
 
 /* Largest single request asked of the plugin below (nbdkit's own
@@ -22,20 +23,18 @@ struct next_source {
   bool can_extents, can_cache;
   bool debug_io;
   uint64_t requests, bytes;      /* atomic */
+  unsigned refs;                 /* host files reading it; atomic */
+  const char *name;              /* for messages (the first host file's) */
+  struct source_cache *cache;    /* NULL: none */
 };
 
+/* One request (or several of MAX_NEXT_REQUEST) to the plugin below. */
 static int
-next_pread (const struct hostfile *f, void *buf, size_t count,
-            uint64_t offset)
+fetch (void *opaque, void *buf, size_t count, uint64_t offset)
 {
-  struct next_source *s = f->opaque;
+  struct next_source *s = opaque;
   char *p = buf;
 
-  /* Past the end of the source: zeros, as a local file reads them. */
-  if (count > f->size - offset) {
-    memset (p + (f->size - offset), 0, count - (f->size - offset));
-    count = f->size - offset;
-  }
   while (count > 0) {
     uint32_t n = count < MAX_NEXT_REQUEST ? count : MAX_NEXT_REQUEST;
     int err = 0;
@@ -44,17 +43,34 @@ next_pread (const struct hostfile *f, void *buf, size_t count,
     __atomic_add_fetch (&s->bytes, n, __ATOMIC_RELAXED);
     if (s->debug_io)
       nbdkit_debug ("io: pread %" PRIu32 " bytes at %" PRIu64 " of %s",
-                    n, offset, f->path);
+                    n, offset, s->name);
     if (s->next->pread (s->next, p, n, offset, 0, &err) == -1) {
       errno = err ? err : EIO;
       return q2_error ("%s: read of %" PRIu32 " bytes at host offset %"
-                       PRIu64 ": %m", f->path, n, offset);
+                       PRIu64 ": %m", s->name, n, offset);
     }
     p += n;
     offset += n;
     count -= n;
   }
   return 0;
+}
+
+static int
+next_pread (const struct hostfile *f, void *buf, size_t count,
+            uint64_t offset)
+{
+  struct next_source *s = f->opaque;
+
+  /* Past the end of the source: zeros, as a local file reads them. */
+  if (count > f->size - offset) {
+    memset ((char *) buf + (f->size - offset), 0,
+            count - (f->size - offset));
+    count = f->size - offset;
+  }
+  if (s->cache)
+    return source_cache_pread (s->cache, buf, count, offset);
+  return fetch (s, buf, count, offset);
 }
 
 /* The plugin's base:allocation: data unless it says hole (the
@@ -83,7 +99,7 @@ next_allocation (const struct hostfile *f, uint64_t offset, uint64_t max,
   __atomic_add_fetch (&s->requests, 1, __ATOMIC_RELAXED);
   if (s->debug_io)
     nbdkit_debug ("io: extents %" PRIu32 " bytes at %" PRIu64 " of %s",
-                  count, offset, f->path);
+                  count, offset, s->name);
   if (s->next->extents (s->next, count, offset, NBDKIT_FLAG_REQ_ONE, e,
                         &err) == -1) {
     nbdkit_extents_free (e);
@@ -118,10 +134,29 @@ next_prefetch (const struct hostfile *f, uint64_t offset, uint64_t count)
   (void) s->next->cache (s->next, count, offset, 0, &err);
 }
 
+/* An internal snapshot's layer reads the same next context. */
+static int
+next_reopen (const struct hostfile *f, struct hostfile *out)
+{
+  struct next_source *s = f->opaque;
+
+  *out = *f;
+  out->path = strdup (f->path);
+  if (out->path == NULL)
+    return q2_error ("strdup: %m");
+  __atomic_add_fetch (&s->refs, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
 static void
 next_close (struct hostfile *f)
 {
-  free (f->opaque);
+  struct next_source *s = f->opaque;
+
+  if (s && __atomic_sub_fetch (&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+    source_cache_free (s->cache);
+    free (s);
+  }
   f->opaque = NULL;
 }
 
@@ -129,12 +164,13 @@ static const struct hostfile_ops next_ops = {
   .pread = next_pread,
   .allocation = next_allocation,
   .prefetch = next_prefetch,
+  .reopen = next_reopen,
   .close = next_close,
 };
 
 int
 next_source_open (struct hostfile *f, void *next_v, const char *name,
-                  bool debug_io)
+                  uint64_t cache_bytes, bool debug_io)
 {
   nbdkit_next *next = next_v;
   struct next_source *s = calloc (1, sizeof *s);
@@ -143,7 +179,9 @@ next_source_open (struct hostfile *f, void *next_v, const char *name,
   if (s == NULL)
     return q2_error ("calloc: %m");
   s->next = next;
+  s->name = name;             /* until the host file has its own copy */
   s->debug_io = debug_io;
+  s->refs = 1;
   size = next->get_size (next);
   if (size == -1) {
     free (s);
@@ -151,7 +189,17 @@ next_source_open (struct hostfile *f, void *next_v, const char *name,
   }
   s->can_extents = next->can_extents (next) == 1;
   s->can_cache = next->can_cache (next) > NBDKIT_CACHE_NONE;
-  return hostfile_open_source (f, name, size, &next_ops, s);
+  if (cache_bytes >= SOURCE_BLOCK) {
+    s->cache = source_cache_new (cache_bytes, size, fetch, s);
+    if (s->cache == NULL) {
+      free (s);
+      return q2_error ("%s: source cache: %m", name);
+    }
+  }
+  if (hostfile_open_source (f, name, size, &next_ops, s) == -1)
+    return -1;
+  s->name = f->path;
+  return 0;
 }
 
 void

@@ -8,16 +8,19 @@
 #define QCOW2MAP_NEXT_SOURCE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "hostfile.h"
 
 /* Open NEXT (a prepared nbdkit_next, type-erased here so that lib/ and
  * this header need no nbdkit header) as host file F, called NAME in
- * messages.  DEBUG_IO: nbdkit_debug each request asked of the plugin.
- * Returns 0, or -1 with q2_error set.
+ * messages, its small reads served through a source cache of
+ * CACHE_BYTES (source_cache.h; less than one block: none).  DEBUG_IO:
+ * nbdkit_debug each request asked of the plugin.  Returns 0, or -1
+ * with q2_error set.
  */
 int next_source_open (struct hostfile *f, void *next, const char *name,
-                      bool debug_io);
+                      uint64_t cache_bytes, bool debug_io);
 
 /* Requests and bytes asked of the plugin below so far. */
 void next_source_stats (const struct hostfile *f, uint64_t *requests,

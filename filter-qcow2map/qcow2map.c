@@ -26,6 +26,7 @@
 #include "catalog.h"
 #include "export_name.h"
 #include "next_source.h"
+#include "source_cache.h"
 #include "q2_error.h"
 #include "served_image.h"
 #include "serve_params.h"
@@ -41,6 +42,7 @@ NBDKIT_DLL_PUBLIC int qcow2map_debug_cache = 0;
 NBDKIT_DLL_PUBLIC int qcow2map_debug_io = 0;
 
 static struct serve_params params = SERVE_PARAMS_INIT;
+static uint64_t source_cache_size = SOURCE_CACHE_DEFAULT;
 
 struct handle {
   char *source;                  /* the plugin's export */
@@ -62,14 +64,28 @@ qcow2map_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                  const char *key, const char *value)
 {
   int r = serve_params_config (&params, key, value);
+  int64_t size;
 
   if (r != 0)
     return r == -1 ? -1 : 0;
+  if (strcmp (key, "source-cache-size") == 0) {
+    size = nbdkit_parse_size (value);
+    if (size == -1) {
+      nbdkit_error ("source-cache-size: could not parse size string (%s)",
+                    value);
+      return -1;
+    }
+    source_cache_size = size;
+    return 0;
+  }
   return next (nxdata, key, value);
 }
 
 #define qcow2map_config_help \
   SERVE_PARAMS_HELP "\n" \
+  "source-cache-size=SIZE  Bound on the blocks read from the plugin below\n" \
+  "                    and kept for small reads, per connection (default\n" \
+  "                    32M; 0: every read goes to the plugin).\n" \
   "locking=on|off|auto, force-share=BOOL  qemu's image locks on local\n" \
   "                    backing files given with backing[.N]="
 
@@ -186,7 +202,8 @@ qcow2map_prepare (nbdkit_next *next, void *handle, int readonly)
   struct hostfile top;
   struct chain *chain;
 
-  if (next_source_open (&top, next, h->source_name, qcow2map_debug_io) == -1) {
+  if (next_source_open (&top, next, h->source_name, source_cache_size,
+                        qcow2map_debug_io) == -1) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;
   }
@@ -205,8 +222,11 @@ qcow2map_prepare (nbdkit_next *next, void *handle, int readonly)
   return view_handle_open (&h->view, h->img, h->view_name, h->source_name);
 }
 
-static void
-qcow2map_close (void *handle)
+/* Statistics when the client disconnects (nbdkit may exit without
+ * .close for a connection still open at exit; .finalize runs first).
+ */
+static int
+qcow2map_finalize (nbdkit_next *next, void *handle)
 {
   struct handle *h = handle;
   uint64_t requests, bytes;
@@ -218,7 +238,13 @@ qcow2map_close (void *handle)
     nbdkit_debug ("io: %s: %" PRIu64 " requests, %" PRIu64 " bytes read "
                   "from the plugin below", h->source_name, requests, bytes);
   }
-  handle_free (h);
+  return 0;
+}
+
+static void
+qcow2map_close (void *handle)
+{
+  handle_free (handle);
 }
 
 static int64_t
@@ -314,6 +340,7 @@ static struct nbdkit_filter filter = {
   .default_export     = qcow2map_default_export,
   .open               = qcow2map_open,
   .prepare            = qcow2map_prepare,
+  .finalize           = qcow2map_finalize,
   .close              = qcow2map_close,
   .get_size           = qcow2map_get_size,
   .export_description = qcow2map_export_description,

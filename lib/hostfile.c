@@ -90,10 +90,17 @@ local_close (struct hostfile *f)
   f->fd = -1;
 }
 
+static int
+local_reopen (const struct hostfile *f, struct hostfile *out)
+{
+  return hostfile_open (out, f->path);
+}
+
 static const struct hostfile_ops local_ops = {
   .pread = local_pread,
   .allocation = local_allocation,
   .prefetch = local_prefetch,
+  .reopen = local_reopen,
   .close = local_close,
 };
 
@@ -172,6 +179,12 @@ hostfile_close (struct hostfile *f)
   f->fd = -1;
   free (f->path);
   f->path = NULL;
+}
+
+int
+hostfile_reopen (const struct hostfile *f, struct hostfile *out)
+{
+  return f->ops->reopen (f, out);
 }
 
 void

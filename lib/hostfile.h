@@ -33,6 +33,11 @@ struct hostfile_ops {
   /* Advice that [OFFSET, OFFSET+COUNT) will be read soon.  May be NULL. */
   void (*prefetch) (const struct hostfile *f, uint64_t offset,
                     uint64_t count);
+  /* Open the same source again as OUT (an internal snapshot's layer
+   * reads the image through its own struct layer).  Returns 0, or -1
+   * with q2_error set.
+   */
+  int (*reopen) (const struct hostfile *f, struct hostfile *out);
   /* Release the source's own state (not the struct hostfile). */
   void (*close) (struct hostfile *f);
 };
@@ -70,6 +75,9 @@ hostfile_is_local (const struct hostfile *f)
 }
 
 void hostfile_close (struct hostfile *f);
+
+/* Open the source of F again as OUT.  Returns 0, or -1 with q2_error. */
+int hostfile_reopen (const struct hostfile *f, struct hostfile *out);
 
 /* Advice: [OFFSET, OFFSET+COUNT) will be read soon (posix_fadvise on a
  * local file).

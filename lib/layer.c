@@ -219,6 +219,17 @@ layer_open (const char *path, enum layer_format format,
   return layer_open_file (&f, format, cache, locking);
 }
 
+struct layer *
+layer_reopen (const struct layer *l, struct l2_cache *cache,
+              const struct image_lock_options *locking)
+{
+  struct hostfile f;
+
+  if (hostfile_reopen (&l->file, &f) == -1)
+    return NULL;
+  return layer_open_file (&f, l->format, cache, locking);
+}
+
 int
 layer_unlock (struct layer *l, const char *passphrase)
 {

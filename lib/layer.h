@@ -60,6 +60,12 @@ struct layer *layer_open_file (struct hostfile *f, enum layer_format format,
                                const struct image_lock_options *locking);
 void layer_close (struct layer *l);
 
+/* Open the image of layer L again, as a layer of its own (for an
+ * internal snapshot's L1 table).  Returns NULL with q2_error set.
+ */
+struct layer *layer_reopen (const struct layer *l, struct l2_cache *cache,
+                            const struct image_lock_options *locking);
+
 /* Map guest offsets of qcow2 layer L through the L1 table of L1_SIZE
  * entries at L1_OFFSET (an internal snapshot's, already checked to lie
  * in the file) instead of the active one, as qemu's
