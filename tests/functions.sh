@@ -123,7 +123,7 @@ nbdkit_image_args() {
     local img=$1 p own_backing=no; shift
     if [ -n "${SERVE_VIA:-}" ]; then
         "$SERVE_VIA" "$img"
-        printf '%s\n' "$@"
+        [ $# -eq 0 ] || printf '%s\n' "$@"
         return
     fi
     if [ "${QCOW2MAP_VIA:-}" != filter ]; then
