@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The plugin's thread model: how many requests of ONE connection nbdkit
+/* The thread model of the plugin and of the qcow2map filter: how many
+ * requests of ONE connection nbdkit
  * may run at once.  See thread_model.c for why it is not always
  * "parallel".
  */
