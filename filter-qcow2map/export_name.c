@@ -8,19 +8,26 @@
 
 #include "export_name.h"
 
+/* "", "map.json", or a name in a view family: "layer", "file",
+ * "snapshot", "snapshot-id", "bitmap", alone or followed by '/'.  (A
+ * family name alone is no view: it is refused as the plugin refuses
+ * it, not passed to the plugin below as an export name.)
+ */
 static bool
 is_view_name (const char *s)
 {
-  static const char *const prefixes[] = {
-    "layer/", "file/", "snapshot/", "snapshot-id/", "bitmap/",
+  static const char *const families[] = {
+    "layer", "file", "snapshot", "snapshot-id", "bitmap",
   };
-  size_t i;
+  size_t i, n;
 
   if (strcmp (s, "") == 0 || strcmp (s, "map.json") == 0)
     return true;
-  for (i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
-    if (strncmp (s, prefixes[i], strlen (prefixes[i])) == 0)
+  for (i = 0; i < sizeof families / sizeof families[0]; i++) {
+    n = strlen (families[i]);
+    if (strncmp (s, families[i], n) == 0 && (s[n] == '/' || s[n] == '\0'))
       return true;
+  }
   return false;
 }
 

@@ -3,8 +3,10 @@
  * views of each (views.h):
  *
  *   VIEW             view VIEW of the plugin's default export ""
- *                    (VIEW is "", "map.json", or begins with "layer/",
- *                    "file/", "snapshot/", "snapshot-id/", "bitmap/")
+ *                    (VIEW is "", "map.json", or "layer", "file",
+ *                    "snapshot", "snapshot-id", "bitmap" alone or
+ *                    followed by '/'; what views.h does not know is
+ *                    refused)
  *   NAME             the guest disk of the plugin's export NAME
  *   NAME/VIEW        view VIEW of the plugin's export NAME: the name is
  *                    split at the first '/' followed by a view name, so

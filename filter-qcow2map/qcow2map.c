@@ -274,6 +274,15 @@ qcow2map_can_write (nbdkit_next *next, void *handle)
   return 0;
 }
 
+/* Nothing to flush, as in the plugin: no NBD_CMD_FLUSH reaches the
+ * plugin below.
+ */
+static int
+qcow2map_can_flush (nbdkit_next *next, void *handle)
+{
+  return 0;
+}
+
 static int
 qcow2map_can_extents (nbdkit_next *next, void *handle)
 {
@@ -346,6 +355,7 @@ static struct nbdkit_filter filter = {
   .export_description = qcow2map_export_description,
   .block_size         = qcow2map_block_size,
   .can_write          = qcow2map_can_write,
+  .can_flush          = qcow2map_can_flush,
   .can_extents        = qcow2map_can_extents,
   .can_multi_conn     = qcow2map_can_multi_conn,
   .can_cache          = qcow2map_can_cache,

@@ -174,6 +174,7 @@ get_block (struct source_cache *c, uint64_t block)
       break;
     s->block = b;
     s->loading = true;
+    s->last_use = ++c->clock;     /* read ahead: not the next victim */
     claimed[i] = s;
   }
   n = i;
