@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,6 +43,18 @@ backing_format (const struct layer *parent, const struct layer_params *lp,
   return recorded_format (parent, path, format);
 }
 
+/* ".N" for messages about layer N (one static buffer: one use per
+ * message).
+ */
+static const char *
+n_suffix (size_t n)
+{
+  static __thread char buf[24];
+
+  snprintf (buf, sizeof buf, ".%zu", n);
+  return buf;
+}
+
 /* The backing file of PARENT (layer N): its resolved path, or NULL
  * with *PATH_OUT = NULL if it has none.  backing.N= overrides what the
  * image records.
@@ -65,6 +78,12 @@ backing_path (const struct layer *parent, size_t n,
   }
   if (parent->format != LAYER_QCOW2 || name == NULL)
     return 0;
+  if (!hostfile_is_local (&parent->file))
+    return q2_error ("%s: backing file '%s': the qcow2map filter reads only "
+                     "the image its plugin serves: give the backing file "
+                     "with backing%s=PATH (a local file), or backing%s= "
+                     "for none", parent->file.path, name,
+                     n == 1 ? "" : n_suffix (n), n == 1 ? "" : n_suffix (n));
   if (filename_has_protocol (name))
     return q2_error ("%s: backing file '%s': only local files are supported",
                      parent->file.path, name);
@@ -85,7 +104,8 @@ check_loop (struct chain *c, const char *path, bool qcow2)
     return q2_error ("%s: backing file '%s': %m",
                      c->layers[c->n - 1]->file.path, path);
   for (i = 0; qcow2 && i < c->n; i++)
-    if (fstat (c->layers[i]->file.fd, &lst) == 0 &&
+    if (hostfile_is_local (&c->layers[i]->file) &&
+        fstat (c->layers[i]->file.fd, &lst) == 0 &&
         lst.st_dev == st.st_dev && lst.st_ino == st.st_ino)
       return q2_error ("%s: backing file '%s' makes a loop in the backing "
                        "chain (it is %s)", c->layers[c->n - 1]->file.path,
@@ -253,24 +273,39 @@ unlock_layers (struct chain *c, const struct chain_params *p)
 }
 
 struct chain *
-chain_open (const char *path, const struct chain_params *p)
+chain_open_file (struct hostfile *top, const struct chain_params *p)
 {
   struct chain *c = calloc (1, sizeof *c);
   enum layer_format format;
+  struct layer **layers;
 
   if (c == NULL) {
     q2_error ("calloc: %m");
+    hostfile_close (top);
     return NULL;
   }
   c->locking = p->locking;
-  if (layer_probe_format (path, &format) == -1)
-    goto fail;
-  if (format != LAYER_QCOW2) {
-    q2_error ("%s: magic: not a qcow2 image", path);
+  if (layer_probe_file (top, &format) == -1) {
+    hostfile_close (top);
     goto fail;
   }
-  if (append_layer (c, path, LAYER_QCOW2) == -1 ||
-      open_backing_files (c, p) == -1 ||
+  if (format != LAYER_QCOW2) {
+    q2_error ("%s: magic: not a qcow2 image", top->path);
+    hostfile_close (top);
+    goto fail;
+  }
+  layers = malloc (sizeof *layers);
+  if (layers == NULL) {
+    q2_error ("malloc: %m");
+    hostfile_close (top);
+    goto fail;
+  }
+  c->layers = layers;
+  c->layers[0] = layer_open_file (top, LAYER_QCOW2, c->cache, &c->locking);
+  if (c->layers[0] == NULL)
+    goto fail;
+  c->n = 1;
+  if (open_backing_files (c, p) == -1 ||
       check_params_used (c, p) == -1 ||
       create_l2_cache (c, p->l2_cache_bytes) == -1 ||
       unlock_layers (c, p) == -1)
@@ -279,6 +314,16 @@ chain_open (const char *path, const struct chain_params *p)
  fail:
   chain_close (c);
   return NULL;
+}
+
+struct chain *
+chain_open (const char *path, const struct chain_params *p)
+{
+  struct hostfile top;
+
+  if (hostfile_open (&top, path) == -1)
+    return NULL;
+  return chain_open_file (&top, p);
 }
 
 void

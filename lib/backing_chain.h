@@ -37,6 +37,13 @@ struct chain {
  * set.
  */
 struct chain *chain_open (const char *path, const struct chain_params *p);
+/* The same for the top image opened already as host file TOP (any
+ * source, see hostfile.h), which the chain takes over.  Backing files
+ * named by a top image that is not a local file are refused unless
+ * backing= replaces them.
+ */
+struct chain *chain_open_file (struct hostfile *top,
+                               const struct chain_params *p);
 void chain_close (struct chain *c);
 
 /* Give the chain a decompressed-cluster cache of at most MAX_BYTES

@@ -22,25 +22,31 @@
 /* ---- opening ---- */
 
 int
+layer_probe_file (const struct hostfile *f, enum layer_format *format)
+{
+  uint8_t magic[FOREIGN_FORMAT_PROBE_BYTES];
+  size_t len = f->size < sizeof magic ? f->size : sizeof magic;
+  const char *foreign;
+
+  if (hostfile_pread (f, magic, len, 0) == -1)
+    return -1;
+  *format = qcow2_is_qcow2 (magic, len) ? LAYER_QCOW2 : LAYER_RAW;
+  foreign = foreign_format_probe (magic, len);
+  if (foreign)
+    return q2_error ("%s: magic: this is a %s image, not qcow2", f->path,
+                     foreign);
+  return 0;
+}
+
+int
 layer_probe_format (const char *path, enum layer_format *format)
 {
   struct hostfile f;
-  uint8_t magic[FOREIGN_FORMAT_PROBE_BYTES];
-  size_t len;
-  const char *foreign;
   int r;
 
   if (hostfile_open (&f, path) == -1)
     return -1;
-  len = f.size < sizeof magic ? f.size : sizeof magic;
-  r = hostfile_pread (&f, magic, len, 0);
-  if (r == 0) {
-    *format = qcow2_is_qcow2 (magic, len) ? LAYER_QCOW2 : LAYER_RAW;
-    foreign = foreign_format_probe (magic, len);
-    if (foreign)
-      r = q2_error ("%s: magic: this is a %s image, not qcow2", path,
-                    foreign);
-  }
+  r = layer_probe_file (&f, format);
   hostfile_close (&f);
   return r;
 }
@@ -136,6 +142,11 @@ open_data_file (struct layer *l)
   l->data = &l->file;
   if (l->header.data_file == NULL)
     return 0;
+  if (!hostfile_is_local (&l->file))
+    return q2_error ("%s: data file '%s': an external data file cannot be "
+                     "read through the qcow2map filter (serve the image "
+                     "with the qcow2map plugin)", l->file.path,
+                     l->header.data_file);
   /* The name is a plain file name, never a protocol or json: name:
    * qemu >= 9.1 (and 7.2.13, 8.2.6, 9.0.2) opens it so (commit
    * 7ead94699861, CVE-2024-4467); older qemu parsed it.
@@ -219,23 +230,25 @@ open_qcow2 (struct layer *l)
 }
 
 struct layer *
-layer_open (const char *path, enum layer_format format,
-            struct l2_cache *cache, const struct image_lock_options *locking)
+layer_open_file (struct hostfile *f, enum layer_format format,
+                 struct l2_cache *cache,
+                 const struct image_lock_options *locking)
 {
   struct layer *l = calloc (1, sizeof *l);
 
   if (l == NULL) {
     q2_error ("calloc: %m");
+    hostfile_close (f);
     return NULL;
   }
-  l->file.fd = l->data_file.fd = -1;
+  l->file = *f;
+  l->data_file.fd = -1;
   l->format = format;
   l->cache = cache;
-  /* Lock before reading anything, as qemu does. */
-  if (hostfile_open (&l->file, path) == -1 ||
-      image_lock (&l->file, locking) == -1)
-    goto fail;
   l->data = &l->file;
+  /* Lock before reading anything, as qemu does. */
+  if (image_lock (&l->file, locking) == -1)
+    goto fail;
   if (format == LAYER_RAW)
     /* qemu sees a raw file in whole 512-byte sectors. */
     l->size = (l->file.size + 511) & ~UINT64_C (511);
@@ -259,6 +272,28 @@ layer_open (const char *path, enum layer_format format,
  fail:
   layer_close (l);
   return NULL;
+}
+
+struct layer *
+layer_open (const char *path, enum layer_format format,
+            struct l2_cache *cache, const struct image_lock_options *locking)
+{
+  struct hostfile f;
+
+  if (hostfile_open (&f, path) == -1)
+    return NULL;
+  return layer_open_file (&f, format, cache, locking);
+}
+
+struct layer *
+layer_reopen (const struct layer *l, struct l2_cache *cache,
+              const struct image_lock_options *locking)
+{
+  struct hostfile f;
+
+  if (hostfile_reopen (&l->file, &f) == -1)
+    return NULL;
+  return layer_open_file (&f, l->format, cache, locking);
 }
 
 int
@@ -647,15 +682,12 @@ layer_prefetch_run (struct layer *l, const struct run *r, uint64_t offset,
 {
   switch (r->kind) {
   case RUN_DATA:
-    /* Advice only: its failure changes nothing. */
-    (void) posix_fadvise (l->data->fd, r->host_offset, r->length,
-                          POSIX_FADV_WILLNEED);
+    hostfile_prefetch (l->data, r->host_offset, r->length);
     return 0;
   case RUN_COMPRESSED:
     if (inflate && l->clusters)
       return read_compressed (l, r, offset, NULL);
-    (void) posix_fadvise (l->file.fd, r->host_offset, r->compressed_size,
-                          POSIX_FADV_WILLNEED);
+    hostfile_prefetch (&l->file, r->host_offset, r->compressed_size);
     return 0;
   default:
     return 0;

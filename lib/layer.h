@@ -54,7 +54,19 @@ struct layer {
 struct layer *layer_open (const char *path, enum layer_format format,
                           struct l2_cache *cache,
                           const struct image_lock_options *locking);
+/* The same for a host file F opened already (any source, see
+ * hostfile.h); the layer takes F over (it is closed on failure too).
+ */
+struct layer *layer_open_file (struct hostfile *f, enum layer_format format,
+                               struct l2_cache *cache,
+                               const struct image_lock_options *locking);
 void layer_close (struct layer *l);
+
+/* Open the image of layer L again, as a layer of its own (for an
+ * internal snapshot's L1 table).  Returns NULL with q2_error set.
+ */
+struct layer *layer_reopen (const struct layer *l, struct l2_cache *cache,
+                            const struct image_lock_options *locking);
 
 /* Map guest offsets of qcow2 layer L through the L1 table of L1_SIZE
  * entries at L1_OFFSET (an internal snapshot's, already checked to lie
@@ -122,6 +134,7 @@ int layer_prefetch_run (struct layer *l, const struct run *r,
  * recognise.
  */
 int layer_probe_format (const char *path, enum layer_format *format);
+int layer_probe_file (const struct hostfile *f, enum layer_format *format);
 
 /* The layer format for the format NAME of a backing file (the
  * backing-format extension, backing-format=): "qcow2"; "raw", or

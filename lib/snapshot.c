@@ -67,8 +67,7 @@ snapshot_chain_open (const struct chain *c, const struct qcow2_snapshot *s)
     return NULL;
   }
   memcpy (sc->layers, c->layers, c->n * sizeof *sc->layers);
-  sc->layers[0] = layer_open (c->layers[0]->file.path, LAYER_QCOW2, c->cache,
-                             &c->locking);
+  sc->layers[0] = layer_reopen (c->layers[0], c->cache, &c->locking);
   if (sc->layers[0] == NULL ||
       layer_load_l1 (sc->layers[0], s->l1_table_offset, s->l1_size) == -1) {
     snapshot_chain_close (sc);

@@ -8,6 +8,13 @@
 #   PLUGIN                    the plugin under test (the .so).  For harness
 #                             development only, a path ending in ".sh" is run
 #                             as an nbdkit sh-plugin script (a stand-in).
+#   QCOW2MAP_VIA              "filter": plugin_run (and so check_image,
+#                             check_snapshot, check_bitmap...) serves the
+#                             image with the qcow2map filter over nbdkit's
+#                             file plugin instead of the plugin, with the
+#                             same references (tests/via-filter.sh runs a
+#                             test so; its directory gets a -via-filter suffix).
+#   QCOW2MAP_FILTER           the qcow2map filter (the .so).
 #
 # Every test runs in its own directory tests/tmp-<testname>/ (removed when the
 # test passes, kept when it fails) so that "make -j check" can run tests in
@@ -28,7 +35,9 @@ _testsdir=$(cd "$(dirname "$0")" && pwd)
 : "${PLUGIN:=$top_builddir/plugin-qcow2map/.libs/nbdkit-qcow2map-plugin.so}"
 export top_srcdir top_builddir PLUGIN
 
-TESTNAME=$(basename "$0" .sh)
+TESTNAME=$(basename "$0" .sh)${QCOW2MAP_VIA:+-via-$QCOW2MAP_VIA}
+: "${QCOW2MAP_FILTER:=$top_builddir/filter-qcow2map/.libs/nbdkit-qcow2map-filter.so}"
+export QCOW2MAP_FILTER
 TESTDIR="$top_builddir/tests/tmp-$TESTNAME"
 
 # ---------------------------------------------------------------- messages
@@ -80,6 +89,54 @@ fi
 # nbdkit command prefix for the plugin under test.
 _nbdkit_plugin=("$PLUGIN")
 case "$PLUGIN" in *.sh) _nbdkit_plugin=(sh "$PLUGIN") ;; esac
+case "${QCOW2MAP_VIA:-}" in
+    "") ;;
+    filter) [ -f "$QCOW2MAP_FILTER" ] || hard_error "filter not found: $QCOW2MAP_FILTER (build it first)" ;;
+    *) hard_error "QCOW2MAP_VIA=$QCOW2MAP_VIA: only 'filter' is known" ;;
+esac
+
+# _via_filter_backing IMG: with QCOW2MAP_VIA=filter, the filter reads only
+# the image the file plugin serves; its backing files are given as local
+# files with backing.N= and backing-format.N=, one per layer that has one,
+# as qemu-img info --backing-chain finds them (printed one per line).
+_via_filter_backing() {
+    local img=$1 dir base info
+    dir=$(cd "$(dirname "$img")" && pwd); base=$(basename "$img")
+    # An image qemu cannot open (the acceptance tests) has no backing
+    # files to give: the filter then refuses it as the plugin does.
+    info=$(cd "$dir" && qemu-img info --backing-chain --output=json "$base" 2> /dev/null) ||
+        return 0
+    jq -r --arg dir "$dir" '
+            . as $c | range(0; length) as $i | $c[$i]
+            | select(has("full-backing-filename"))
+            | (."full-backing-filename" | if startswith("/") then . else "\($dir)/\(.)" end) as $f
+            | "backing.\($i + 1)=\($f)",
+              "backing-format.\($i + 1)=\($c[$i + 1].format)"' <<< "$info"
+}
+
+# nbdkit_image_args IMG [PARAM=VALUE...]: the nbdkit arguments that serve
+# IMG with the component under test (printed one per line): the plugin, or
+# with QCOW2MAP_VIA=filter the file plugin under the qcow2map filter (with
+# the backing files as backing.N= unless PARAMs give backing= themselves).
+#   With SERVE_VIA=FUNCTION (set by a test, for one call or for all), the
+#   nbdkit arguments that FUNCTION IMG prints one a line instead, e.g.
+#   "-r", "curl", "URL", "--filter=$QCOW2MAP_FILTER": the filter over
+#   another plugin, checked against the same references (test-filter-curl).
+nbdkit_image_args() {
+    local img=$1 p own_backing=no; shift
+    if [ -n "${SERVE_VIA:-}" ]; then
+        "$SERVE_VIA" "$img"
+        [ $# -eq 0 ] || printf '%s\n' "$@"
+        return
+    fi
+    if [ "${QCOW2MAP_VIA:-}" != filter ]; then
+        printf '%s\n' "${_nbdkit_plugin[@]}" "file=$img" "$@"
+        return
+    fi
+    for p in "$@"; do case "$p" in backing*=*) own_backing=yes ;; esac; done
+    printf '%s\n' -r file "file=$img" "--filter=$QCOW2MAP_FILTER" "$@"
+    [ "$own_backing" = yes ] || _via_filter_backing "$img"
+}
 
 # Timeout (seconds) applied to every server run, so that a hang fails the test.
 : "${QCOW2MAP_TEST_TIMEOUT:=120}"
@@ -396,8 +453,9 @@ plugin_run() {
     local errf="$TESTDIR/plugin-$ID.stderr" script="$TESTDIR/plugin-$ID.run"
     PLUGIN_LAST_STDERR=$errf
     { echo 'set -e'; printf 'exec'; printf ' %q' "$@"; echo; } > "$script"
-    local rc=0
-    nbdkit_v "$errf" -U - -f "${_nbdkit_plugin[@]}" file="$img" "${params[@]}" \
+    local rc=0 args
+    mapfile -t args < <(nbdkit_image_args "$img" "${params[@]}")
+    nbdkit_v "$errf" -U - -f "${args[@]}" \
              --run "export uri unixsocket; exec bash '$script'" || rc=$?
     if [ -s "$errf" ]; then
         echo "  nbdkit stderr (serving $img):" >&2
@@ -800,7 +858,10 @@ check_bitmap() {
 # list_exports IMG [PARAM=VALUE...] : the plugin's export names, one a line.
 list_exports() {
     local img=$1; shift
-    plugin_run "$img" "$@" -- sh -c 'nbdinfo --list --json "$uri"' |
+    # The filter lists an image's views once a client has opened it.
+    plugin_run "$img" "$@" -- sh -c '
+        if [ "${QCOW2MAP_VIA:-}" = filter ]; then nbdinfo --size "$uri" > /dev/null; fi
+        nbdinfo --list --json "$uri"' |
         jq -r '.exports[] | .["export-name"]'
 }
 
@@ -893,8 +954,15 @@ expect_startup_error() {
     local errf="$TESTDIR/refuse-$ID.stderr" marker="$TESTDIR/refuse-$ID.ran" rc=0
     STARTUP_LAST_STDERR=$errf
     rm -f "$marker"
-    nbdkit_v "$errf" -U - -f "${_nbdkit_plugin[@]}" file="$img" "$@" \
-             --run "touch '$marker'" || rc=$?
+    local args run="touch '$marker'"
+    mapfile -t args < <(nbdkit_image_args "$img" "$@")
+    # The filter opens the image when a client connects: there, the
+    # refusal fails that connection (and nbdkit exits with its status).
+    if [ "${QCOW2MAP_VIA:-}" = filter ]; then
+        run="nbdinfo --size \"\$uri\" > /dev/null && $run"
+        name="$name|plugin export ''"
+    fi
+    nbdkit_v "$errf" -U - -f "${args[@]}" --run "$run" || rc=$?
     [ "$rc" -ne 124 ] || fail "timeout starting nbdkit on $img"
     if [ "$rc" -eq 0 ] || [ -e "$marker" ]; then
         show_file "$errf"

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The exports ("views") the plugin serves, and their names:
+/* The exports ("views") the plugin serves of its image (and the qcow2map
+ * filter of each image; filter-qcow2map/export_name.h), and their names:
  *
  *   ""             the guest disk of the whole chain
  *   layer/N        layer N alone (1 = the image named by file=)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The plugin's thread model: how many requests of ONE connection nbdkit
- * may run at once.  See thread_model.c for why it is not always
- * "parallel".
+/* The thread model of the plugin and of the qcow2map filter: how many
+ * requests of ONE connection nbdkit may run at once.  See
+ * thread_model.c for why it is not always "parallel".
  */
 #ifndef QCOW2MAP_THREAD_MODEL_H
 #define QCOW2MAP_THREAD_MODEL_H

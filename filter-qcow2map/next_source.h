@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The second implementation of lib/'s host file interface (hostfile.h):
+ * the qcow2 image as the plugin below the filter serves it, read
+ * through the connection's next context.  Never written: the filter
+ * opens next read-only and calls only pread, extents and cache.
+ */
+#ifndef QCOW2MAP_NEXT_SOURCE_H
+#define QCOW2MAP_NEXT_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hostfile.h"
+
+/* Open NEXT (a prepared nbdkit_next, type-erased here so that lib/ and
+ * this header need no nbdkit header) as host file F, called NAME in
+ * messages, its small reads served through a source cache of
+ * CACHE_BYTES (source_cache.h; less than one block: none).  DEBUG_IO:
+ * nbdkit_debug each request asked of the plugin.  Returns 0, or -1
+ * with q2_error set.
+ */
+int next_source_open (struct hostfile *f, void *next, const char *name,
+                      uint64_t cache_bytes, bool debug_io);
+
+/* Requests and bytes asked of the plugin below so far. */
+void next_source_stats (const struct hostfile *f, uint64_t *requests,
+                        uint64_t *bytes);
+
+#endif
