@@ -64,6 +64,7 @@ backing_path (const struct layer *parent, size_t n,
               const struct layer_params *lp, char **path_out)
 {
   const char *name = parent->header.backing_file;
+  enum layer_format format;
 
   *path_out = NULL;
   if (lp && lp->backing_set) {
@@ -78,6 +79,15 @@ backing_path (const struct layer *parent, size_t n,
   }
   if (parent->format != LAYER_QCOW2 || name == NULL)
     return 0;
+  /* Through the filter the backing file cannot be opened; a recorded
+   * format that no backing file could have is the first cause to name.
+   */
+  if (!hostfile_is_local (&parent->file) &&
+      parent->header.backing_format != NULL &&
+      layer_format_by_name (parent->header.backing_format, &format) == -1)
+    return q2_error ("%s: backing file '%s': backing format '%s' is not "
+                     "supported (qcow2, raw and file are)", parent->file.path,
+                     name, parent->header.backing_format);
   if (!hostfile_is_local (&parent->file))
     return q2_error ("%s: backing file '%s': the qcow2map filter reads only "
                      "the image its plugin serves: give the backing file "

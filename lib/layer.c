@@ -260,9 +260,11 @@ layer_open_file (struct hostfile *f, enum layer_format format,
      */
     int r;
 
-    (void) posix_fadvise (l->file.fd, 0, 0, POSIX_FADV_RANDOM);
+    if (hostfile_is_local (&l->file))
+      (void) posix_fadvise (l->file.fd, 0, 0, POSIX_FADV_RANDOM);
     r = open_qcow2 (l);
-    (void) posix_fadvise (l->file.fd, 0, 0, POSIX_FADV_NORMAL);
+    if (hostfile_is_local (&l->file))
+      (void) posix_fadvise (l->file.fd, 0, 0, POSIX_FADV_NORMAL);
     if (r == -1 ||
         /* (nothing has read the data file yet) */
         image_lock (&l->data_file, locking) == -1)
