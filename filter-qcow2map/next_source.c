@@ -185,7 +185,7 @@ next_source_open (struct hostfile *f, void *next_v, const char *name,
   size = next->get_size (next);
   if (size == -1) {
     free (s);
-    return q2_error ("%s: cannot get the size of the image", name);
+    return NEXT_SOURCE_FAILED;
   }
   s->can_extents = next->can_extents (next) == 1;
   s->can_cache = next->can_cache (next) > NBDKIT_CACHE_NONE;

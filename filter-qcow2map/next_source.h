@@ -16,9 +16,13 @@
  * this header need no nbdkit header) as host file F, called NAME in
  * messages, its small reads served through a source cache of
  * CACHE_BYTES (source_cache.h; less than one block: none).  DEBUG_IO:
- * nbdkit_debug each request asked of the plugin.  Returns 0, or -1
- * with q2_error set.
+ * nbdkit_debug each request asked of the plugin.  Returns 0, -1 with
+ * q2_error set, or NEXT_SOURCE_FAILED if the plugin below failed to
+ * give the size: it has said why (nbdkit >= 1.36's curl plugin asks
+ * the server then, and names the URL and the HTTP status), and a
+ * second line would only hide that one.
  */
+#define NEXT_SOURCE_FAILED (-2)
 int next_source_open (struct hostfile *f, void *next, const char *name,
                       uint64_t cache_bytes, bool debug_io);
 

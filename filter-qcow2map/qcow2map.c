@@ -202,8 +202,14 @@ qcow2map_prepare (nbdkit_next *next, void *handle, int readonly)
   struct hostfile top;
   struct chain *chain;
 
-  if (next_source_open (&top, next, h->source_name, source_cache_size,
-                        qcow2map_debug_io) == -1) {
+  switch (next_source_open (&top, next, h->source_name, source_cache_size,
+                            qcow2map_debug_io)) {
+  case 0: break;
+  case NEXT_SOURCE_FAILED:
+    nbdkit_debug ("%s: the plugin below could not give the size",
+                  h->source_name);
+    return -1;
+  default:
     nbdkit_error ("%s", q2_last_error ());
     return -1;
   }
