@@ -34,13 +34,13 @@
  * on both releases"): parallel gives each connection 16 worker threads
  * (nbdkit's --threads, which a plugin cannot change) that hand the
  * socket's read lock to each other on every request, which costs full
- * copies over nbdcopy's 4 connections a quarter to a half more server
- * CPU on 2 CPUs (plain images; a tenth on compressed ones); serialized,
+ * copies over nbdcopy's 4 connections a third to a half more server
+ * CPU on 2 CPUs (plain images; up to a tenth on compressed ones); serialized,
  * a client with a deep queue on one connection gets one CPU, half the
  * random-read rate of a compressed image.  The plugin's own locks are
  * not contended in either.  "auto" takes parallel wherever it is safe:
  * only it lets one connection use more than one CPU, and nbdkit's
- * --threads=2 brings copies back to the serialized cost.
+ * --threads=2 brings copies back near the serialized cost.
  */
 #include <config.h>
 
