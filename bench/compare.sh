@@ -3,7 +3,7 @@
 # Benchmark: nbdkit-qcow2map-plugin side by side with qemu-nbd, in the
 # same run, over the same images, printing one table with ratios.
 # Not part of `make check`; needs only Debian packages (nbdkit,
-# libnbd-bin, qemu-utils, fio, jq, bc).
+# libnbd-bin, qemu-utils, fio, jq).
 #
 #   bench/compare.sh                     1 GiB images, 3 s per fio job
 #   SIZE=512M RUNTIME=2 bench/compare.sh smaller and quicker
@@ -18,6 +18,10 @@
 #     also measure another build of the plugin in the same run (e.g. the
 #     one before a change): two more columns, its value and the ratio
 #     qcow2map / baseline
+#   MODELS="parallel serialize_requests" bench/compare.sh
+#     also measure the same plugin with thread-model=MODEL (after ARGS):
+#     two more columns per model, its value and the ratio qcow2map /
+#     MODEL (the qcow2map column is what thread-model=auto chose)
 #
 # Images (SIZE of guest data, in 4 MiB pieces of 1 MiB random, which
 # qemu stores uncompressed, then 3 MiB of system binaries, which compress
@@ -53,6 +57,7 @@ images=${IMAGES:-plain zlib zstd zlib2m chain5}
 only=${ONLY:-}
 rounds=${ROUNDS:-1}
 baseline=${BASELINE:-}
+models=${MODELS:-}
 rss2t=${RSS2T:-1}
 
 if [ -n "${KEEP:-}" ]; then
@@ -100,10 +105,11 @@ EOF
 
 sock=$work/sock pidf=$work/pid
 
+# start_qcow2map FILE [PLUGIN [MORE-ARGS]]
 start_qcow2map() {
     rm -f "$sock" "$pidf"
     # shellcheck disable=SC2086
-    nbdkit -U "$sock" -P "$pidf" "${2:-$plugin}" file="$1" $args
+    nbdkit -U "$sock" -P "$pidf" "${2:-$plugin}" file="$1" $args ${3:-}
     wait_socket
 }
 start_qemu_nbd() {
@@ -161,7 +167,7 @@ seconds() {
     t0=$(date +%s.%N)
     "$@" > /dev/null
     t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc | awk '{ printf "%.2f", $1 }'
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
 }
 copy() { nbdcopy "$(uri)" null:; }
 map() { qemu-img map --output=json -f raw "$(uri)"; }
@@ -190,40 +196,44 @@ median() {
         awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
 }
 
+# The extra columns: "LABEL PLUGIN [PARAMETER]" per line.
+extra=()
+[ -z "$baseline" ] || extra+=("baseline $baseline")
+for m in $models; do extra+=("${m%%_*} $plugin thread-model=$m"); done
+
 make_images
 echo "# qcow2map: $plugin ${args:+($args)}"
 [ -z "$baseline" ] || echo "# baseline: $baseline"
-echo "# $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), size $size, fio runtime ${runtime}s"
+echo "# $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), size $size, fio runtime ${runtime}s, $(nbdkit --version), $(qemu-nbd --version | head -1)"
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y > 0) printf "%.2f", x / y; else print "-" }'; }
-if [ -n "$baseline" ]; then
-    printf '%-8s %-19s %12s %12s %7s %12s %7s\n' image test qcow2map qemu-nbd ratio baseline ratio
-else
-    printf '%-8s %-19s %12s %12s %7s\n' image test qcow2map qemu-nbd ratio
-fi
+printf '%-8s %-19s %12s %12s %7s' image test qcow2map qemu-nbd ratio
+for e in "${extra[@]}"; do printf ' %12s %7s' "${e%% *}" ratio; done
+echo
 for img in $images; do
     file=$img.qcow2
-    a= b= c=
+    a= b=
+    c=()
     # Warm the page cache, so that the first server measured does not
     # pay for reading the file from disk.
     if [ "$img" = chain5 ]; then cat chain?.qcow2; else cat "$file"; fi > /dev/null
     for ((r = 0; r < rounds; r++)); do
         start_qcow2map "$file"; a+=$(measure)$'\n'; stop_server
         start_qemu_nbd "$file"; b+=$(measure)$'\n'; stop_server
-        if [ -n "$baseline" ]; then
-            start_qcow2map "$file" "$baseline"; c+=$(measure)$'\n'; stop_server
-        fi
+        for ((k = 0; k < ${#extra[@]}; k++)); do
+            read -r _ p x <<< "${extra[k]}"
+            start_qcow2map "$file" "$p" "$x"; c[$k]+=$(measure)$'\n'; stop_server
+        done
     done
     for t in "${tests[@]}"; do
         want "${t%-cpu-us}" || [ "$t" = peak-RSS-KiB ] || continue
         x=$(median "$a" "$t")
         y=$(median "$b" "$t")
-        if [ -n "$baseline" ]; then
-            z=$(median "$c" "$t")
-            printf '%-8s %-19s %12s %12s %7s %12s %7s\n' "$img" "$t" "$x" "$y" \
-                   "$(ratio "$x" "$y")" "$z" "$(ratio "$x" "$z")"
-        else
-            printf '%-8s %-19s %12s %12s %7s\n' "$img" "$t" "$x" "$y" "$(ratio "$x" "$y")"
-        fi
+        printf '%-8s %-19s %12s %12s %7s' "$img" "$t" "$x" "$y" "$(ratio "$x" "$y")"
+        for ((k = 0; k < ${#extra[@]}; k++)); do
+            z=$(median "${c[$k]}" "$t")
+            printf ' %12s %7s' "$z" "$(ratio "$x" "$z")"
+        done
+        echo
     done
     if [ "$img" = plain ] && want nbdcopy-s; then
         cat src.raw > /dev/null        # warm, as the images are
