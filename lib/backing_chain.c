@@ -94,9 +94,15 @@ backing_path (const struct layer *parent, size_t n,
                      "with backing%s=PATH (a local file), or backing%s= "
                      "for none", parent->file.path, name,
                      n == 1 ? "" : n_suffix (n), n == 1 ? "" : n_suffix (n));
-  if (filename_has_protocol (name))
-    return q2_error ("%s: backing file '%s': only local files are supported",
-                     parent->file.path, name);
+  if (filename_has_protocol (name)) {
+    bool not_file;
+
+    *path_out = filename_file_protocol (name, &not_file);
+    if (not_file)
+      return q2_error ("%s: backing file '%s': only local files are "
+                       "supported", parent->file.path, name);
+    return *path_out ? 0 : -1;
+  }
   *path_out = filename_resolve (parent->file.path, name);
   return *path_out ? 0 : -1;
 }

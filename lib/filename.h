@@ -19,4 +19,14 @@ char *filename_resolve (const char *image_path, const char *name);
  */
 bool filename_has_protocol (const char *name);
 
+/* A backing file name with qemu's file protocol, "file:PATH": PATH as
+ * qemu's file driver opens it (it strips the prefix), relative to the
+ * directory the process started in (qemu: its working directory; nbdkit
+ * moves to / when it forks into the background, so the directory is
+ * remembered when this library is loaded).  Returns a malloc'd string;
+ * NULL with q2_error set on failure, or NULL with *NOT_FILE = true if
+ * NAME does not start with "file:".
+ */
+char *filename_file_protocol (const char *name, bool *not_file);
+
 #endif

@@ -505,12 +505,12 @@ try_slot (const struct spec *sp, const struct header *h,
   return r;
 }
 
-/* The key slots, checked as qemu checks them (all eight, enabled or
- * not): 4000 stripes, a known state, iterations, key material between
- * the header and the payload offset, no two slots overlapping.  And,
- * as qemu's reads would fail otherwise, enabled key material inside
- * the LUKS area of LENGTH bytes.  Sector counts are 64-bit here: no
- * header field can overflow them.
+/* The key slots, checked as qemu checks them at open
+ * (qcrypto_block_luks_check_header; all eight, enabled or not): 4000
+ * stripes, a known state, iterations, key material after the header
+ * and ending before the payload offset, no two slots overlapping.
+ * Sector counts are 64-bit here, except where qemu's own sum is an
+ * unsigned int (see below).
  */
 #define HEADER_SECTORS (4096 / LUKS_SECTOR_SIZE)  /* first key material */
 
@@ -522,8 +522,7 @@ material_sectors (size_t key_bytes)
 }
 
 static int
-check_slots (const struct header *h, size_t key_bytes, uint64_t length,
-             const char *name)
+check_slots (const struct header *h, size_t key_bytes, const char *name)
 {
   uint64_t len = material_sectors (key_bytes);
   size_t i, j;
@@ -545,7 +544,13 @@ check_slots (const struct header *h, size_t key_bytes, uint64_t length,
     if (s->active == SLOT_ENABLED && s->iterations == 0)
       return q2_error ("%s: encryption header: key slot %zu: 0 iterations",
                        name, i);
-    if (start < HEADER_SECTORS || start + len > h->payload_offset)
+    /* qemu adds start and length as unsigned ints: key material near
+     * sector 2^32 wraps round and passes.  Accepting what qemu accepts
+     * is safe: a disabled slot is never read, and an enabled one is
+     * checked against the LUKS area before it is read (slot_in_area).
+     */
+    if (start < HEADER_SECTORS ||
+        (uint32_t) (start + len) > h->payload_offset)
       return q2_error ("%s: encryption header: key slot %zu: key material "
                        "at sector %" PRIu64 " overlaps the header or the "
                        "payload", name, i, start);
@@ -554,14 +559,27 @@ check_slots (const struct header *h, size_t key_bytes, uint64_t length,
           h->slots[j].key_offset < start + len)
         return q2_error ("%s: encryption header: key slots %zu and %zu "
                          "overlap", name, i, j);
-    if (s->active == SLOT_ENABLED &&
-        (start + len) * LUKS_SECTOR_SIZE > length)
-      return q2_error ("%s: encryption header: key slot %zu: key material "
-                       "at %#" PRIx64 "+%#" PRIx64 " is outside the LUKS "
-                       "header area (%#" PRIx64 " bytes)", name, i,
-                       start * LUKS_SECTOR_SIZE, len * LUKS_SECTOR_SIZE,
-                       length);
   }
+  return 0;
+}
+
+/* Key slot I's material must lie inside the LUKS area of LENGTH bytes.
+ * Checked when the slot is tried, not at open: qemu tries the enabled
+ * slots in order and stops at the first that the passphrase opens, so
+ * a later slot that points outside the area never fails its open.
+ */
+static int
+slot_in_area (const struct header *h, size_t i, size_t key_bytes,
+              uint64_t length, const char *name)
+{
+  uint64_t start = h->slots[i].key_offset, len = material_sectors (key_bytes);
+
+  if ((start + len) * LUKS_SECTOR_SIZE > length)
+    return q2_error ("%s: encryption header: key slot %zu: key material "
+                     "at %#" PRIx64 "+%#" PRIx64 " is outside the LUKS "
+                     "header area (%#" PRIx64 " bytes)", name, i,
+                     start * LUKS_SECTOR_SIZE, len * LUKS_SECTOR_SIZE,
+                     length);
   return 0;
 }
 
@@ -578,11 +596,15 @@ unlock (struct luks *k, const struct header *h, const uint8_t *area,
   size_t i;
   int r = 0;
 
-  if (check_slots (h, k->spec.key_bytes, length, name) == -1)
+  if (check_slots (h, k->spec.key_bytes, name) == -1)
     return -1;
   for (i = 0; i < NUM_SLOTS && r == 0; i++) {
     const struct key_slot *s = &h->slots[i];
-    if (s->active == SLOT_ENABLED)
+    if (s->active != SLOT_ENABLED)
+      continue;
+    if (slot_in_area (h, i, k->spec.key_bytes, length, name) == -1)
+      r = -1;
+    else
       r = try_slot (&k->spec, h, s,
                     area + (uint64_t) s->key_offset * LUKS_SECTOR_SIZE,
                     passphrase, master);

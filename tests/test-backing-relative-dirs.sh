@@ -35,3 +35,20 @@ mkimg -b "$TESTDIR/b/mid.qcow2" -F qcow2 a/abs-top.qcow2
 qio a/abs-top.qcow2 'write -P 0x85 0 4k'
 cd run
 check_image ../a/abs-top.qcow2
+
+# A backing name with qemu's file protocol, "file:NAME": qemu strips the
+# prefix and opens NAME from its working directory, not from the image's
+# directory; the plugin from the directory nbdkit started in.  A decoy
+# where the image's directory would find it.
+cd "$TESTDIR"
+mkdir fp
+qemu-img create -q -f qcow2 -u -b file:c/base.qcow2 -F qcow2 fp/ftop.qcow2 2M
+qio fp/ftop.qcow2 'write -P 0x86 64k 4k'
+mkdir -p fp/c; mkimg fp/c/base.qcow2 2M; qio fp/c/base.qcow2 'write -P 0xee 0 2M'
+# (qemu as the reference from this directory too: a json: name is opened
+# from the current directory, not from the image's)
+fjson() { printf 'json:{"driver": "qcow2", "file": {"driver": "file", "filename": "%s"}}' "$1"; }
+QEMU_REF=$(fjson fp/ftop.qcow2) check_image fp/ftop.qcow2
+qemu-img create -q -f qcow2 -u -b "file:$TESTDIR/b/mid.qcow2" -F qcow2 fp/fabs.qcow2 2M
+cd run
+QEMU_REF=$(fjson ../fp/fabs.qcow2) check_image ../fp/fabs.qcow2

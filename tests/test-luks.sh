@@ -257,6 +257,20 @@ poke_be d-area.qcow2 $((luks_off + 104)) 4 0x20000
 poke_be d-area.qcow2 $((luks_off + 248)) 4 0x10000
 expect_startup_error d-area.qcow2 'key slot 0: key material .* is outside the LUKS header area' '' passphrase="$default_pw"
 qemu_refuses d-area.qcow2
+# What qemu opens, the plugin opens: a disabled slot whose key material
+# starts at sector 2^32-1 (qemu sums start and length as unsigned ints:
+# the end wraps round to before the payload), and an enabled slot 1
+# outside the LUKS area when slot 0 opens first (qemu stops at the first
+# slot that the passphrase opens and never reads the others).
+cp "$default_img" d-wrap.qcow2
+poke_be d-wrap.qcow2 $((luks_off + 296)) 4 0xffffffff
+check_luks d-wrap.qcow2 "$default_pw"
+cp "$default_img" d-late.qcow2
+poke_be d-late.qcow2 $((luks_off + 104)) 4 0x20000      # payload offset
+poke_be d-late.qcow2 $((luks_off + 256)) 4 0x00ac71f3   # slot 1 enabled
+poke_be d-late.qcow2 $((luks_off + 260)) 4 1000         # its iterations
+poke_be d-late.qcow2 $((luks_off + 296)) 4 0x10000      # its key material
+check_luks d-late.qcow2 "$default_pw"
 cp "$default_img" d-nul.qcow2
 for i in 0 8 16 24; do poke_be d-nul.qcow2 $((luks_off + 8 + i)) 8 0x4141414141414141; done
 expect_startup_error d-nul.qcow2 'cipher name is not NUL-terminated' '' passphrase="$default_pw"
