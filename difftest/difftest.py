@@ -434,6 +434,17 @@ def _judge(case, sockdir):
         raise Verdict("more-lenient", "qemu refuses: " + case.qemu_msg.splitlines()[-1])
     if not osock:
         raise Verdict("stricter", "we refuse: " + (case.ours_msg.splitlines() or ["?"])[-1])
+    try:
+        _compare(case, q, o, osock, sockdir)
+    except Verdict as v:
+        # A request that failed, or a connection refused, because our
+        # server died is a crash, whatever the comparison then saw.
+        if v.cls in ("stricter", "more-lenient", "differs"):
+            case.ours_died()
+        raise
+
+
+def _compare(case, q, o, osock, sockdir):
     size_q, size_o = q.size(), o.size()
     if size_q != size_o:
         raise Verdict("differs", "size: qemu %d, ours %d" % (size_q, size_o))

@@ -39,9 +39,11 @@ wrapper refuse "echo 'nbdkit: error: refused by the test' >&2; exit 1"
 # serves other.qcow2 (one guest byte differs), whatever it is asked
 wrapper other "args=(); for a; do case \$a in file=*) a=file=$PWD/other.qcow2;; esac; args+=(\"\$a\"); done
 exec $real_nbdkit \"\${args[@]}\""
-# crashes (SIGSEGV) as soon as it serves
-wrapper segv "$real_nbdkit \"\$@\" & pid=\$!
-while [ ! -S \"\$3\" ]; do sleep 0.01; kill -0 \$pid || exit 1; done
+# crashes (SIGSEGV) while it serves: once a client has connected, and
+# while its first read is held back (30 s), so that the crash always
+# comes before the judge can finish, however loaded the machine
+wrapper segv "$real_nbdkit -v --filter=delay \"\$@\" rdelay=30 2> segv.log & pid=\$!
+until grep -q 'handshake complete' segv.log; do sleep 0.01; kill -0 \$pid || exit 1; done
 kill -SEGV \$pid; wait \$pid"
 # answers reads after 30 s
 wrapper slow "exec $real_nbdkit --filter=delay \"\$@\" rdelay=30"
