@@ -122,6 +122,7 @@ read_reftable (struct layer *l)
       cap = ncap;
     }
     memset (l->reftable + kept, 0, (i - kept) * 8);     /* zero chunks */
+    kept = i;
     while (kept < i + j) {
       l->reftable[kept] = be64toh (chunk[kept - i]);
       kept++;

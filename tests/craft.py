@@ -208,6 +208,19 @@ def reftable_past_eof(img):
     # a copy of the table past the end of the file, read as zeros there
     img.set("refcount_table_offset", img.end_cluster(16))
 
+def reftable_sparse(img):
+    # A copy of the table at the end of the file with a run of zero
+    # entries (which are not kept in memory) between non-zero ones:
+    # entry 1500 repeats entry 0 (a refcount block for host offsets far
+    # past the end of the file; qemu opens the image all the same).
+    old = img.get("refcount_table_offset")
+    first = img.pread(old, 8)
+    new = img.end_cluster()
+    img.pwrite(new, img.pread(old, img.cluster_size))
+    img.pwrite(new + 1500 * 8, first)
+    img.pwrite(new + img.cluster_size - 8, b"\0" * 8)    # (the file's end)
+    img.set("refcount_table_offset", new)
+
 # Active L1 table (header fields).
 
 def l1_unaligned(img): img.set("l1_table_offset", img.get("l1_table_offset") + 8)

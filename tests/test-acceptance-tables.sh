@@ -24,6 +24,7 @@ acceptance_case reftable-past-eof               t.qcow2    opens
 # qemu's block layer reads nothing past 2^63 - 2^30, not even zeros.
 acceptance_case reftable-past-qemu-max          t.qcow2    refuses  'refcount_table_offset.*largest offset'
 acceptance_case reftable-max-size-past-eof      t.qcow2    opens
+acceptance_case reftable-sparse                 t.qcow2    opens
 # Active L1 table (header fields).
 acceptance_case l1-unaligned                    t.qcow2    refuses  'l1_table_offset'
 acceptance_case l1-unaligned-size-0             t.qcow2    refuses  'l1_table_offset'

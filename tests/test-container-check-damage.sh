@@ -82,3 +82,18 @@ python3 "$top_srcdir/tests/craft.py" snapshot-l1-unaligned snap-l1-unaligned.qco
 same_counts snap-l1-unaligned.qcow2
 grep -q 'L1 table is not cluster aligned' snap-l1-unaligned.qcow2.q.err ||
     hard_error "qemu-img check does not call the snapshot's L1 table unaligned"
+
+# A refcount table of three clusters (1536 entries) with a run of zero
+# entries between non-zero ones: entry 1100 repeats entry 0 (the refcount
+# block at 8192, for clusters far past the end of the file).  Zero
+# entries are not kept in memory; those after them must keep their
+# indexes (found by the fuzzer: a refcount table read in 4 KiB pieces).
+cp base.qcow2 reftable-sparse.qcow2
+end=$(( ($(stat -c %s reftable-sparse.qcow2) + 4095) / 4096 * 4096 ))
+dd if=base.qcow2 of=reftable-sparse.qcow2 bs=4096 skip=1 seek=$((end / 4096)) count=1 conv=notrunc status=none
+truncate -s $((end + 3 * 4096)) reftable-sparse.qcow2
+poke_be reftable-sparse.qcow2 $((end + 1100 * 8)) 8 8192
+poke_be reftable-sparse.qcow2 48 8 "$end"
+poke_be reftable-sparse.qcow2 56 4 3
+same_counts reftable-sparse.qcow2
+check_image reftable-sparse.qcow2
