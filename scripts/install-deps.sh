@@ -11,6 +11,7 @@ common=(
     nbdkit nbdkit-plugin-dev libnbd-bin libnbd-dev python3-libnbd
     qemu-utils zlib1g-dev libzstd-dev libdeflate-dev nettle-dev jq
     util-linux-extra            # fincore (test-open-cold-cache)
+    procps                      # pgrep (not in a minimal root)
     nginx-light curl            # an HTTP server for nbdkit's curl plugin
     clang                       # the fuzzer (libFuzzer)
 )
@@ -28,7 +29,7 @@ case "$id $version" in
     "debian 13")
         release=(libclang-rt-19-dev) ;;
     *)
-        echo "install-deps.sh: only Debian 12 and 13 are known (this is '$id $version'); install by hand: a C compiler, autoconf, automake, libtool, pkg-config, nbdkit >= 1.32 and its plugin headers, libnbd and its tools and Python bindings, qemu-img, zlib, libzstd, libdeflate, nettle, jq, fincore, nginx, curl, clang with libFuzzer" >&2
+        echo "install-deps.sh: only Debian 12 and 13 are known (this is '$id $version'); install by hand: a C compiler, autoconf, automake, libtool, pkg-config, nbdkit >= 1.32 and its plugin headers, libnbd and its tools and Python bindings, qemu-img, zlib, libzstd, libdeflate, nettle, jq, fincore, pgrep, nginx, curl, clang with libFuzzer" >&2
         exit 1 ;;
 esac
 
