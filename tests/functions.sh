@@ -89,9 +89,13 @@ fi
 # nbdkit command prefix for the plugin under test.
 _nbdkit_plugin=("$PLUGIN")
 case "$PLUGIN" in *.sh) _nbdkit_plugin=(sh "$PLUGIN") ;; esac
+# requires_filter: the qcow2map filter (QCOW2MAP_FILTER) must be built.
+requires_filter() {
+    [ -f "$QCOW2MAP_FILTER" ] || hard_error "filter not found: $QCOW2MAP_FILTER (build it first)"
+}
 case "${QCOW2MAP_VIA:-}" in
     "") ;;
-    filter) [ -f "$QCOW2MAP_FILTER" ] || hard_error "filter not found: $QCOW2MAP_FILTER (build it first)" ;;
+    filter) requires_filter ;;
     *) hard_error "QCOW2MAP_VIA=$QCOW2MAP_VIA: only 'filter' is known" ;;
 esac
 

@@ -19,9 +19,7 @@
 source "$(dirname "$0")/functions.sh"
 source "$top_srcdir/tests/nginx-functions.sh"
 requires nginx curl
-: "${QCOW2MAP_FILTER:=$top_builddir/filter-qcow2map/.libs/nbdkit-qcow2map-filter.so}"
-[ -f "$QCOW2MAP_FILTER" ] || hard_error "filter not found: $QCOW2MAP_FILTER (build it first)"
-export QCOW2MAP_FILTER
+requires_filter
 
 mkdir www
 cd www
