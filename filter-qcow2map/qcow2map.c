@@ -307,16 +307,23 @@ qcow2map_can_cache (nbdkit_next *next, void *handle)
   return NBDKIT_CACHE_NATIVE;
 }
 
+/* A filter returns a failed request's errno in *ERR (a plugin leaves
+ * it in errno): R, with *ERR set if R is -1.
+ */
+static int
+with_err (int r, int *err)
+{
+  if (r == -1)
+    *err = errno;
+  return r;
+}
+
 static int
 qcow2map_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
                 uint64_t offset, uint32_t flags, int *err)
 {
-  if (view_handle_pread (&((struct handle *) handle)->view, buf, count,
-                         offset) == -1) {
-    *err = errno;
-    return -1;
-  }
-  return 0;
+  return with_err (view_handle_pread (&((struct handle *) handle)->view,
+                                      buf, count, offset), err);
 }
 
 static int
@@ -324,24 +331,16 @@ qcow2map_extents (nbdkit_next *next, void *handle, uint32_t count,
                   uint64_t offset, uint32_t flags,
                   struct nbdkit_extents *extents, int *err)
 {
-  if (view_handle_extents (&((struct handle *) handle)->view, count, offset,
-                           flags, extents) == -1) {
-    *err = errno;
-    return -1;
-  }
-  return 0;
+  return with_err (view_handle_extents (&((struct handle *) handle)->view,
+                                        count, offset, flags, extents), err);
 }
 
 static int
 qcow2map_cache (nbdkit_next *next, void *handle, uint32_t count,
                 uint64_t offset, uint32_t flags, int *err)
 {
-  if (view_handle_cache (&((struct handle *) handle)->view, count,
-                         offset) == -1) {
-    *err = errno;
-    return -1;
-  }
-  return 0;
+  return with_err (view_handle_cache (&((struct handle *) handle)->view,
+                                      count, offset), err);
 }
 
 static struct nbdkit_filter filter = {
