@@ -11,6 +11,7 @@
 
 #include "next_source.h"
 #include "source_cache.h"
+#include "fetch_history.h"
 #include "q2_error.h"
 
 /* Largest single request asked of the plugin below (nbdkit's own
@@ -26,6 +27,7 @@ struct next_source {
   unsigned refs;                 /* host files reading it; atomic */
   const char *name;              /* for messages (the first host file's) */
   struct source_cache *cache;    /* NULL: none */
+  struct fetch_history *history; /* shared with the export's connections */
 };
 
 /* One request (or several of MAX_NEXT_REQUEST) to the plugin below. */
@@ -155,6 +157,7 @@ next_close (struct hostfile *f)
 
   if (s && __atomic_sub_fetch (&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
     source_cache_free (s->cache);
+    fetch_history_put (s->history);
     free (s);
   }
   f->opaque = NULL;
@@ -190,8 +193,12 @@ next_source_open (struct hostfile *f, void *next_v, const char *name,
   s->can_extents = next->can_extents (next) == 1;
   s->can_cache = next->can_cache (next) > NBDKIT_CACHE_NONE;
   if (cache_bytes >= SOURCE_BLOCK) {
-    s->cache = source_cache_new (cache_bytes, size, fetch, s);
-    if (s->cache == NULL) {
+    /* NAME names the plugin's export: the key of its history. */
+    s->history = fetch_history_get (name);
+    s->cache = source_cache_new (cache_bytes, size, s->history, fetch, s);
+    if (s->history == NULL || s->cache == NULL) {
+      source_cache_free (s->cache);
+      fetch_history_put (s->history);
       free (s);
       return q2_error ("%s: source cache: %m", name);
     }

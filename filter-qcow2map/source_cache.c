@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "source_cache.h"
+#include "fetch_history.h"
 
 struct slot {
   uint64_t block;          /* block number, UINT64_MAX: empty */
@@ -24,12 +25,15 @@ struct source_cache {
   uint64_t size, clock;
   uint64_t last_missed;    /* block of the last miss (sequential test) */
   unsigned readahead;      /* blocks fetched at the next sequential miss */
+  struct fetch_history *history;   /* NULL: none */
+  bool rereading;          /* the last miss was a block fetched before */
   source_fetch_fn fetch;
   void *opaque;
 };
 
 struct source_cache *
-source_cache_new (uint64_t max_bytes, uint64_t size, source_fetch_fn fetch,
+source_cache_new (uint64_t max_bytes, uint64_t size,
+                  struct fetch_history *history, source_fetch_fn fetch,
                   void *opaque)
 {
   struct source_cache *c = calloc (1, sizeof *c);
@@ -48,6 +52,7 @@ source_cache_new (uint64_t max_bytes, uint64_t size, source_fetch_fn fetch,
   pthread_mutex_init (&c->lock, NULL);
   pthread_cond_init (&c->loaded, NULL);
   c->size = size;
+  c->history = history;
   c->fetch = fetch;
   c->opaque = opaque;
   c->last_missed = UINT64_MAX;
@@ -108,6 +113,21 @@ block_bytes (const struct source_cache *c, uint64_t block)
   return c->size - start < SOURCE_BLOCK ? c->size - start : SOURCE_BLOCK;
 }
 
+/* Fetch COUNT bytes at OFFSET, and tell the history which blocks. */
+static int
+fetch_and_record (struct source_cache *c, void *buf, size_t count,
+                  uint64_t offset)
+{
+  uint64_t first = offset / SOURCE_BLOCK;
+
+  if (c->fetch (c->opaque, buf, count, offset) == -1)
+    return -1;
+  if (c->history && count > 0)
+    fetch_history_add (c->history, first,
+                       (offset + count - 1) / SOURCE_BLOCK - first + 1);
+  return 0;
+}
+
 /* Fetch blocks [FIRST, FIRST + N) with one request into slots claimed
  * (loading) by the caller.  Called without the lock.
  */
@@ -123,18 +143,36 @@ fetch_blocks (struct source_cache *c, struct slot **slots, uint64_t first,
   for (i = 0; i < n; i++)
     bytes += block_bytes (c, first + i);
   if (n == 1)
-    return c->fetch (c->opaque, slots[0]->data, bytes, first * SOURCE_BLOCK);
+    return fetch_and_record (c, slots[0]->data, bytes, first * SOURCE_BLOCK);
   buf = malloc (bytes);
   if (buf == NULL) {
     errno = ENOMEM;
     return -1;
   }
-  r = c->fetch (c->opaque, buf, bytes, first * SOURCE_BLOCK);
+  r = fetch_and_record (c, buf, bytes, first * SOURCE_BLOCK);
   for (i = 0; r == 0 && i < n; i++)
     memcpy (slots[i]->data, buf + (uint64_t) i * SOURCE_BLOCK,
             block_bytes (c, first + i));
   free (buf);
   return r;
+}
+
+/* Limit a fetch of N blocks from BLOCK by the history: stop before
+ * blocks some connection fetched.  A miss on such a block itself (the
+ * last block of one connection's piece of a copy is often the first of
+ * another's) fetches just it; only a run of such misses (a second copy,
+ * a client re-reading) reads ahead again, from 1 block.
+ */
+static unsigned
+history_limit (struct source_cache *c, uint64_t block, unsigned n)
+{
+  bool seen;
+
+  n = fetch_history_limit (c->history, block, n, &seen);
+  if (seen && !c->rereading)
+    n = c->readahead = 1;
+  c->rereading = seen;
+  return n;
 }
 
 /* Make BLOCK present, fetching it (and, on a sequential miss, the
@@ -163,6 +201,8 @@ get_block (struct source_cache *c, uint64_t block)
   n = c->readahead;
   if (n > c->n / 2)                 /* never evict what we just fetched */
     n = c->n / 2 ? c->n / 2 : 1;
+  if (c->history)                   /* nor what was fetched before */
+    n = history_limit (c, block, n);
   for (i = 0; i < n; i++) {
     uint64_t b = block + i;
     if (b * SOURCE_BLOCK >= c->size || (i > 0 && find (c, b)))
@@ -207,7 +247,7 @@ source_cache_pread (struct source_cache *c, void *buf, size_t count,
   char *p = buf;
 
   if (c->n == 0 || count >= SOURCE_BLOCK)
-    return c->fetch (c->opaque, buf, count, offset);
+    return fetch_and_record (c, buf, count, offset);
   pthread_mutex_lock (&c->lock);
   while (count > 0) {
     uint64_t block = offset / SOURCE_BLOCK;
@@ -221,7 +261,7 @@ source_cache_pread (struct source_cache *c, void *buf, size_t count,
      */
     if (s == NULL) {
       pthread_mutex_unlock (&c->lock);
-      return c->fetch (c->opaque, p, count, offset);
+      return fetch_and_record (c, p, count, offset);
     }
     memcpy (p, s->data + in, n);
     s->last_use = ++c->clock;

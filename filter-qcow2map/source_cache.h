@@ -11,7 +11,8 @@
  * used evicted): the documented memory bound, per connection.  A block
  * that cannot be fetched whole falls back to reading just the bytes
  * asked, so that a damaged region of the source fails only the reads
- * that touch it.
+ * that touch it.  Readahead stops where blocks that another connection
+ * of the same export fetched begin (fetch_history.h).
  */
 #ifndef QCOW2MAP_SOURCE_CACHE_H
 #define QCOW2MAP_SOURCE_CACHE_H
@@ -28,11 +29,15 @@ typedef int (*source_fetch_fn) (void *opaque, void *buf, size_t count,
                                 uint64_t offset);
 
 struct source_cache;
+struct fetch_history;
 
 /* A cache of at most MAX_BYTES (rounded down to whole blocks; 0: none)
- * over a source of SIZE bytes.  NULL on ENOMEM.
+ * over a source of SIZE bytes.  HISTORY (may be NULL): what the other
+ * connections reading the source fetched, consulted before reading
+ * ahead and told of every fetch.  NULL on ENOMEM.
  */
 struct source_cache *source_cache_new (uint64_t max_bytes, uint64_t size,
+                                       struct fetch_history *history,
                                        source_fetch_fn fetch, void *opaque);
 void source_cache_free (struct source_cache *c);
 
