@@ -15,11 +15,19 @@ struct range {
 struct fetch_history {
   struct fetch_history *next_export;   /* in the list of exports */
   char *source;
+  uint64_t size;
   unsigned refs;                       /* under exports_lock */
   pthread_mutex_t lock;
   struct range ranges[FETCH_HISTORY_RANGES];
   size_t n;
   uint64_t clock;
+  /* The members (source caches).  Its own lock: a member asked holds
+   * its own lock, and a member holding its lock calls the functions
+   * above.
+   */
+  pthread_mutex_t members_lock;
+  void **members;
+  size_t n_members;
 };
 
 /* The histories of the exports that some connection has open. */
@@ -27,13 +35,13 @@ static pthread_mutex_t exports_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fetch_history *exports;
 
 struct fetch_history *
-fetch_history_get (const char *source)
+fetch_history_get (const char *source, uint64_t size)
 {
   struct fetch_history *h;
 
   pthread_mutex_lock (&exports_lock);
   for (h = exports; h; h = h->next_export)
-    if (strcmp (h->source, source) == 0)
+    if (strcmp (h->source, source) == 0 && h->size == size)
       break;
   if (h == NULL && (h = calloc (1, sizeof *h)) != NULL) {
     h->source = strdup (source);
@@ -42,7 +50,9 @@ fetch_history_get (const char *source)
       h = NULL;
     }
     else {
+      h->size = size;
       pthread_mutex_init (&h->lock, NULL);
+      pthread_mutex_init (&h->members_lock, NULL);
       h->next_export = exports;
       exports = h;
     }
@@ -71,6 +81,8 @@ fetch_history_put (struct fetch_history *h)
   *p = h->next_export;
   pthread_mutex_unlock (&exports_lock);
   pthread_mutex_destroy (&h->lock);
+  pthread_mutex_destroy (&h->members_lock);
+  free (h->members);
   free (h->source);
   free (h);
 }
@@ -152,4 +164,50 @@ fetch_history_limit (struct fetch_history *h, uint64_t first, uint64_t n,
   }
   pthread_mutex_unlock (&h->lock);
   return n;
+}
+
+int
+fetch_history_join (struct fetch_history *h, void *member)
+{
+  void **m;
+
+  pthread_mutex_lock (&h->members_lock);
+  m = realloc (h->members, (h->n_members + 1) * sizeof *m);
+  if (m == NULL) {
+    pthread_mutex_unlock (&h->members_lock);
+    return -1;
+  }
+  h->members = m;
+  h->members[h->n_members++] = member;
+  pthread_mutex_unlock (&h->members_lock);
+  return 0;
+}
+
+void
+fetch_history_leave (struct fetch_history *h, void *member)
+{
+  size_t i;
+
+  pthread_mutex_lock (&h->members_lock);
+  for (i = 0; i < h->n_members; i++)
+    if (h->members[i] == member) {
+      h->members[i] = h->members[--h->n_members];
+      break;
+    }
+  pthread_mutex_unlock (&h->members_lock);
+}
+
+bool
+fetch_history_ask_peers (struct fetch_history *h, void *self,
+                         bool (*ask) (void *member, void *arg), void *arg)
+{
+  bool found = false;
+  size_t i;
+
+  pthread_mutex_lock (&h->members_lock);
+  for (i = 0; !found && i < h->n_members; i++)
+    if (h->members[i] != self)
+      found = ask (h->members[i], arg);
+  pthread_mutex_unlock (&h->members_lock);
+  return found;
 }

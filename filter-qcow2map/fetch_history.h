@@ -33,11 +33,12 @@
 
 struct fetch_history;
 
-/* The history of the plugin export SOURCE, shared with every other
- * holder of the same name; a new one if there is none.  NULL on ENOMEM.
- * Release with fetch_history_put.
+/* The history of the plugin export SOURCE of SIZE bytes, shared with
+ * every other holder of the same name and size (a file replaced by one
+ * of another size is another source); a new one if there is none.  NULL
+ * on ENOMEM.  Release with fetch_history_put.
  */
-struct fetch_history *fetch_history_get (const char *source);
+struct fetch_history *fetch_history_get (const char *source, uint64_t size);
 void fetch_history_put (struct fetch_history *h);
 
 /* Blocks [FIRST, FIRST + N) were fetched. */
@@ -51,5 +52,20 @@ void fetch_history_add (struct fetch_history *h, uint64_t first,
  */
 uint64_t fetch_history_limit (struct fetch_history *h, uint64_t first,
                               uint64_t n, bool *seen);
+
+/* The export's source caches, so that a connection that needs a block
+ * another connection holds copies it instead of fetching it again (a
+ * piece of a copy that starts where another connection's readahead went).
+ * MEMBER: any pointer, registered while its owner lives.
+ */
+int fetch_history_join (struct fetch_history *h, void *member);
+void fetch_history_leave (struct fetch_history *h, void *member);
+
+/* Call ASK (member, ARG) for each member but SELF, with no lock of the
+ * caller held, until it returns true; returns whether one did.
+ */
+bool fetch_history_ask_peers (struct fetch_history *h, void *self,
+                              bool (*ask) (void *member, void *arg),
+                              void *arg);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +29,26 @@ struct next_source {
   const char *name;              /* for messages (the first host file's) */
   struct source_cache *cache;    /* NULL: none */
   struct fetch_history *history; /* shared with the export's connections */
+  /* With a prefetch worker over a stack that is not parallel, one call
+   * into NEXT at a time: the plugin's thread model promises it that.
+   */
+  bool serialize;
+  pthread_mutex_t call_lock;
 };
+
+static void
+call_begin (struct next_source *s)
+{
+  if (s->serialize)
+    pthread_mutex_lock (&s->call_lock);
+}
+
+static void
+call_end (struct next_source *s)
+{
+  if (s->serialize)
+    pthread_mutex_unlock (&s->call_lock);
+}
 
 /* One request (or several of MAX_NEXT_REQUEST) to the plugin below. */
 static int
@@ -39,14 +59,18 @@ fetch (void *opaque, void *buf, size_t count, uint64_t offset)
 
   while (count > 0) {
     uint32_t n = count < MAX_NEXT_REQUEST ? count : MAX_NEXT_REQUEST;
-    int err = 0;
+    int err = 0, r;
 
     __atomic_add_fetch (&s->requests, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch (&s->bytes, n, __ATOMIC_RELAXED);
     if (s->debug_io)
-      nbdkit_debug ("io: pread %" PRIu32 " bytes at %" PRIu64 " of %s",
-                    n, offset, s->name);
-    if (s->next->pread (s->next, p, n, offset, 0, &err) == -1) {
+      nbdkit_debug ("io: pread %" PRIu32 " bytes at %" PRIu64 " of %s%s",
+                    n, offset, s->name,
+                    source_cache_in_prefetch () ? " (prefetch)" : "");
+    call_begin (s);
+    r = s->next->pread (s->next, p, n, offset, 0, &err);
+    call_end (s);
+    if (r == -1) {
       errno = err ? err : EIO;
       return q2_error ("%s: read of %" PRIu32 " bytes at host offset %"
                        PRIu64 ": %m", s->name, n, offset);
@@ -87,7 +111,7 @@ next_allocation (const struct hostfile *f, uint64_t offset, uint64_t max,
   uint32_t count = max < UINT32_MAX ? max : UINT32_MAX & ~UINT32_C (511);
   struct nbdkit_extents *e;
   struct nbdkit_extent x;
-  int err = 0;
+  int err = 0, r;
 
   *is_data = true;
   *run = max;
@@ -102,8 +126,10 @@ next_allocation (const struct hostfile *f, uint64_t offset, uint64_t max,
   if (s->debug_io)
     nbdkit_debug ("io: extents %" PRIu32 " bytes at %" PRIu64 " of %s",
                   count, offset, s->name);
-  if (s->next->extents (s->next, count, offset, NBDKIT_FLAG_REQ_ONE, e,
-                        &err) == -1) {
+  call_begin (s);
+  r = s->next->extents (s->next, count, offset, NBDKIT_FLAG_REQ_ONE, e, &err);
+  call_end (s);
+  if (r == -1) {
     nbdkit_extents_free (e);
     errno = err ? err : EIO;
     return q2_error ("%s: block status at host offset %" PRIu64 ": %m",
@@ -133,7 +159,9 @@ next_prefetch (const struct hostfile *f, uint64_t offset, uint64_t count)
   if (count > MAX_NEXT_REQUEST)
     count = MAX_NEXT_REQUEST;
   /* Advice only: its failure changes nothing. */
+  call_begin (s);
   (void) s->next->cache (s->next, count, offset, 0, &err);
+  call_end (s);
 }
 
 /* An internal snapshot's layer reads the same next context. */
@@ -158,6 +186,7 @@ next_close (struct hostfile *f)
   if (s && __atomic_sub_fetch (&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
     source_cache_free (s->cache);
     fetch_history_put (s->history);
+    pthread_mutex_destroy (&s->call_lock);
     free (s);
   }
   f->opaque = NULL;
@@ -185,8 +214,10 @@ next_source_open (struct hostfile *f, void *next_v, const char *name,
   s->name = name;             /* until the host file has its own copy */
   s->debug_io = debug_io;
   s->refs = 1;
+  pthread_mutex_init (&s->call_lock, NULL);
   size = next->get_size (next);
   if (size == -1) {
+    pthread_mutex_destroy (&s->call_lock);
     free (s);
     return NEXT_SOURCE_FAILED;
   }
@@ -194,11 +225,12 @@ next_source_open (struct hostfile *f, void *next_v, const char *name,
   s->can_cache = next->can_cache (next) > NBDKIT_CACHE_NONE;
   if (cache_bytes >= SOURCE_BLOCK) {
     /* NAME names the plugin's export: the key of its history. */
-    s->history = fetch_history_get (name);
+    s->history = fetch_history_get (name, size);
     s->cache = source_cache_new (cache_bytes, size, s->history, fetch, s);
     if (s->history == NULL || s->cache == NULL) {
       source_cache_free (s->cache);
       fetch_history_put (s->history);
+      pthread_mutex_destroy (&s->call_lock);
       free (s);
       return q2_error ("%s: source cache: %m", name);
     }
@@ -207,6 +239,28 @@ next_source_open (struct hostfile *f, void *next_v, const char *name,
     return -1;
   s->name = f->path;
   return 0;
+}
+
+int
+next_source_start_prefetch (const struct hostfile *f, bool serialize)
+{
+  struct next_source *s = f->opaque;
+
+  if (s->cache == NULL)
+    return 0;
+  s->serialize = serialize;        /* set before the worker exists */
+  if (source_cache_start_prefetch (s->cache) == -1)
+    return q2_error ("%s: prefetch thread: %m", f->path);
+  return 0;
+}
+
+void
+next_source_stop_prefetch (const struct hostfile *f)
+{
+  struct next_source *s = f->opaque;
+
+  if (s->cache)
+    source_cache_stop_prefetch (s->cache);
 }
 
 void

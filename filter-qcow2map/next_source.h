@@ -26,6 +26,15 @@
 int next_source_open (struct hostfile *f, void *next, const char *name,
                       uint64_t cache_bytes, bool debug_io);
 
+/* Fetch the next window of sequential reads in a thread of its own
+ * (source_cache.h), with SERIALIZE: its requests and the connection's
+ * take turns (the stack below is not parallel).  Stop before the
+ * connection's next context goes (.finalize).  Both return 0 or -1
+ * with q2_error set; with no source cache they do nothing.
+ */
+int next_source_start_prefetch (const struct hostfile *f, bool serialize);
+void next_source_stop_prefetch (const struct hostfile *f);
+
 /* Requests and bytes asked of the plugin below so far. */
 void next_source_stats (const struct hostfile *f, uint64_t *requests,
                         uint64_t *bytes);

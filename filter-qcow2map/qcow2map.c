@@ -43,6 +43,10 @@ NBDKIT_DLL_PUBLIC int qcow2map_debug_io = 0;
 
 static struct serve_params params = SERVE_PARAMS_INIT;
 static uint64_t source_cache_size = SOURCE_CACHE_DEFAULT;
+/* The stack's thread model (.get_ready): if it is not parallel, the
+ * prefetch worker's requests and the connection's take turns.
+ */
+static int final_thread_model = NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS;
 
 struct handle {
   char *source;                  /* the plugin's export */
@@ -93,6 +97,13 @@ static int
 qcow2map_thread_model (void)
 {
   return thread_model_choose ();
+}
+
+static int
+qcow2map_get_ready (int thread_model)
+{
+  final_thread_model = thread_model;
+  return 0;
 }
 
 /* ---- exports ---- */
@@ -192,6 +203,13 @@ qcow2map_open (nbdkit_next_open *next, nbdkit_context *context,
   return h;
 }
 
+/* The image file read through the plugin below. */
+static const struct hostfile *
+top_file (const struct handle *h)
+{
+  return &h->img->chain->layers[0]->file;
+}
+
 /* Decode the image once the plugin's context is ready: any problem
  * fails this connection with one line naming the source and the cause.
  */
@@ -225,7 +243,16 @@ qcow2map_prepare (nbdkit_next *next, void *handle, int readonly)
   if (h->img == NULL)
     return -1;
   catalog_record (h->source, h->img);
-  return view_handle_open (&h->view, h->img, h->view_name, h->source_name);
+  if (view_handle_open (&h->view, h->img, h->view_name,
+                        h->source_name) == -1)
+    return -1;
+  /* Last: .finalize, which stops it, runs only if .prepare succeeded. */
+  if (next_source_start_prefetch (top_file (h), final_thread_model !=
+                                  NBDKIT_THREAD_MODEL_PARALLEL) == -1) {
+    nbdkit_error ("%s", q2_last_error ());
+    return -1;
+  }
+  return 0;
 }
 
 /* Statistics when the client disconnects (nbdkit may exit without
@@ -237,10 +264,13 @@ qcow2map_finalize (nbdkit_next *next, void *handle)
   struct handle *h = handle;
   uint64_t requests, bytes;
 
+  /* The next context is not ours to use after this. */
+  if (h->img)
+    next_source_stop_prefetch (top_file (h));
   if (h->img && qcow2map_debug_cache)
     served_image_debug_caches (h->img);
   if (h->img && qcow2map_debug_io) {
-    next_source_stats (&h->img->chain->layers[0]->file, &requests, &bytes);
+    next_source_stats (top_file (h), &requests, &bytes);
     nbdkit_debug ("io: %s: %" PRIu64 " requests, %" PRIu64 " bytes read "
                   "from the plugin below", h->source_name, requests, bytes);
   }
@@ -350,6 +380,7 @@ static struct nbdkit_filter filter = {
   .config             = qcow2map_config,
   .config_help        = qcow2map_config_help,
   .thread_model       = qcow2map_thread_model,
+  .get_ready          = qcow2map_get_ready,
   .list_exports       = qcow2map_list_exports,
   .default_export     = qcow2map_default_export,
   .open               = qcow2map_open,

@@ -27,6 +27,19 @@ struct source_cache {
   unsigned readahead;      /* blocks fetched at the next sequential miss */
   struct fetch_history *history;   /* NULL: none */
   bool rereading;          /* the last miss was a block fetched before */
+  /* Prefetch (source_cache_start_prefetch): the next window of a
+   * sequential read, fetched by the worker while the reader uses this
+   * one.  TRIGGER is the first block of the newest window: its first
+   * read schedules the next.
+   */
+  bool prefetching;        /* the worker runs */
+  bool quit;               /* the worker is asked to end */
+  pthread_t worker;
+  pthread_cond_t work;     /* a job posted, or quit */
+  struct slot *job[SOURCE_MAX_READAHEAD];
+  unsigned job_n;          /* blocks of the posted job; 0: none */
+  bool job_running;
+  uint64_t job_first, trigger;
   source_fetch_fn fetch;
   void *opaque;
 };
@@ -55,6 +68,11 @@ source_cache_new (uint64_t max_bytes, uint64_t size,
   c->history = history;
   c->fetch = fetch;
   c->opaque = opaque;
+  if (history && fetch_history_join (history, c) == -1) {
+    c->history = NULL;
+    source_cache_free (c);
+    return NULL;
+  }
   c->last_missed = UINT64_MAX;
   c->readahead = 1;
   return c;
@@ -67,11 +85,15 @@ source_cache_free (struct source_cache *c)
 
   if (c == NULL)
     return;
+  source_cache_stop_prefetch (c);
+  if (c->history)
+    fetch_history_leave (c->history, c);
   for (i = 0; i < c->n; i++)
     free (c->slots[i].data);
   free (c->slots);
   pthread_mutex_destroy (&c->lock);
   pthread_cond_destroy (&c->loaded);
+  pthread_cond_destroy (&c->work);
   free (c);
 }
 
@@ -128,8 +150,35 @@ fetch_and_record (struct source_cache *c, void *buf, size_t count,
   return 0;
 }
 
-/* Fetch blocks [FIRST, FIRST + N) with one request into slots claimed
- * (loading) by the caller.  Called without the lock.
+struct peer_ask {
+  uint64_t block;
+  char *dst;
+  size_t bytes;
+};
+
+/* Copy a block another connection's cache holds (called for each peer,
+ * with no lock of ours held).
+ */
+static bool
+copy_from_peer (void *member, void *arg)
+{
+  struct source_cache *p = member;
+  struct peer_ask *a = arg;
+  struct slot *s;
+  bool found;
+
+  pthread_mutex_lock (&p->lock);
+  s = find (p, a->block);
+  found = s && !s->loading;
+  if (found)
+    memcpy (a->dst, s->data, a->bytes);
+  pthread_mutex_unlock (&p->lock);
+  return found;
+}
+
+/* Fetch blocks [FIRST, FIRST + N) into slots claimed (loading) by the
+ * caller: the leading ones another connection holds are copied from it,
+ * the rest fetched with one request.  Called without the lock.
  */
 static int
 fetch_blocks (struct source_cache *c, struct slot **slots, uint64_t first,
@@ -140,6 +189,16 @@ fetch_blocks (struct source_cache *c, struct slot **slots, uint64_t first,
   char *buf;
   int r;
 
+  while (n > 0 && c->history) {
+    struct peer_ask a = { first, slots[0]->data, block_bytes (c, first) };
+    if (!fetch_history_ask_peers (c->history, c, copy_from_peer, &a))
+      break;
+    slots++;
+    first++;
+    n--;
+  }
+  if (n == 0)
+    return 0;
   for (i = 0; i < n; i++)
     bytes += block_bytes (c, first + i);
   if (n == 1)
@@ -175,6 +234,168 @@ history_limit (struct source_cache *c, uint64_t block, unsigned n)
   return n;
 }
 
+/* Claim up to N slots for blocks [FIRST, FIRST + N) as loading, stopping
+ * at the end of the source, at a block already present, or when no slot
+ * is free.  Returns how many.  Called with the lock held.
+ */
+static unsigned
+claim (struct source_cache *c, struct slot **claimed, uint64_t first,
+       unsigned n)
+{
+  unsigned i;
+
+  for (i = 0; i < n; i++) {
+    uint64_t b = first + i;
+    struct slot *s;
+
+    if (b * SOURCE_BLOCK >= c->size || find (c, b))
+      break;
+    s = victim (c);
+    if (s == NULL)
+      break;
+    if (s->data == NULL && (s->data = malloc (SOURCE_BLOCK)) == NULL)
+      break;
+    s->block = b;
+    s->loading = true;
+    s->last_use = ++c->clock;     /* read ahead: not the next victim */
+    claimed[i] = s;
+  }
+  return i;
+}
+
+/* The end of a fetch of N claimed slots: present, or (R == -1) free. */
+static void
+release (struct source_cache *c, struct slot **claimed, unsigned n, int r)
+{
+  unsigned i;
+
+  for (i = 0; i < n; i++) {
+    claimed[i]->loading = false;
+    if (r == -1)
+      claimed[i]->block = UINT64_MAX;
+  }
+  pthread_cond_broadcast (&c->loaded);
+}
+
+/* A sequential read has reached the newest window: post the window
+ * after it to the worker, unless the worker is busy, the stream is not
+ * sequential, or the next blocks were fetched before (another
+ * connection's piece of a copy: the foreground decides there).  Called
+ * with the lock held.
+ */
+static void
+post_next_window (struct source_cache *c)
+{
+  uint64_t first = c->last_missed + 1;
+  unsigned n;
+  bool seen = false;
+
+  if (!c->prefetching || c->quit || c->job_n > 0 || c->job_running ||
+      c->last_missed == UINT64_MAX || c->readahead < 2)
+    return;
+  /* Windows grow as the stream goes on, as misses make them grow. */
+  c->readahead = c->readahead * 2 > SOURCE_MAX_READAHEAD
+                 ? SOURCE_MAX_READAHEAD : c->readahead * 2;
+  n = c->readahead;
+  if (n > c->n / 2)
+    n = c->n / 2;
+  if (c->history)
+    n = fetch_history_limit (c->history, first, n, &seen);
+  if (seen)
+    return;
+  n = claim (c, c->job, first, n);
+  if (n == 0)
+    return;
+  c->job_first = first;
+  c->job_n = n;
+  c->last_missed = first + n - 1;
+  c->trigger = first;
+  pthread_cond_signal (&c->work);
+}
+
+/* Set in the prefetch workers, for messages. */
+static __thread bool in_worker;
+
+bool
+source_cache_in_prefetch (void)
+{
+  return in_worker;
+}
+
+static void *
+worker (void *cv)
+{
+  struct source_cache *c = cv;
+  struct slot *job[SOURCE_MAX_READAHEAD];
+  uint64_t first;
+  unsigned n;
+  int r;
+
+  in_worker = true;
+  pthread_mutex_lock (&c->lock);
+  for (;;) {
+    while (!c->quit && c->job_n == 0)
+      pthread_cond_wait (&c->work, &c->lock);
+    if (c->quit)
+      break;
+    n = c->job_n;
+    first = c->job_first;
+    memcpy (job, c->job, n * sizeof *job);
+    c->job_n = 0;
+    c->job_running = true;
+    pthread_mutex_unlock (&c->lock);
+    /* A failure is not reported: the reader that needs these blocks
+     * fetches them again, and fails with its own message.
+     */
+    r = fetch_blocks (c, job, first, n);
+    pthread_mutex_lock (&c->lock);
+    c->job_running = false;
+    release (c, job, n, r);
+  }
+  /* A job posted but not started: give its slots back. */
+  release (c, c->job, c->job_n, -1);
+  c->job_n = 0;
+  pthread_mutex_unlock (&c->lock);
+  return NULL;
+}
+
+int
+source_cache_start_prefetch (struct source_cache *c)
+{
+  int err;
+
+  if (c->n < 2 * 2 || c->prefetching)     /* room for two windows */
+    return 0;
+  c->quit = false;
+  err = pthread_create (&c->worker, NULL, worker, c);
+  if (err != 0) {
+    errno = err;
+    return -1;
+  }
+  pthread_mutex_lock (&c->lock);
+  c->prefetching = true;
+  pthread_mutex_unlock (&c->lock);
+  return 0;
+}
+
+void
+source_cache_stop_prefetch (struct source_cache *c)
+{
+  pthread_mutex_lock (&c->lock);
+  if (!c->prefetching) {
+    pthread_mutex_unlock (&c->lock);
+    return;
+  }
+  c->quit = true;
+  pthread_cond_signal (&c->work);
+  pthread_mutex_unlock (&c->lock);
+  pthread_join (c->worker, NULL);
+  pthread_mutex_lock (&c->lock);
+  c->prefetching = false;
+  c->trigger = UINT64_MAX;
+  pthread_mutex_unlock (&c->lock);
+}
+
 /* Make BLOCK present, fetching it (and, on a sequential miss, the
  * blocks after it) if needed.  Called and returns with the lock held;
  * returns the slot, or NULL (errno set).
@@ -183,7 +404,7 @@ static struct slot *
 get_block (struct source_cache *c, uint64_t block)
 {
   struct slot *s, *claimed[SOURCE_MAX_READAHEAD];
-  unsigned n, i;
+  unsigned n;
   int r, err;
 
   while ((s = find (c, block)) != NULL && s->loading)
@@ -196,28 +417,16 @@ get_block (struct source_cache *c, uint64_t block)
     c->readahead = c->readahead * 2 > SOURCE_MAX_READAHEAD
                    ? SOURCE_MAX_READAHEAD : c->readahead * 2;
   }
-  else
+  else {
     c->readahead = 1;
+    c->trigger = UINT64_MAX;
+  }
   n = c->readahead;
   if (n > c->n / 2)                 /* never evict what we just fetched */
     n = c->n / 2 ? c->n / 2 : 1;
   if (c->history)                   /* nor what was fetched before */
     n = history_limit (c, block, n);
-  for (i = 0; i < n; i++) {
-    uint64_t b = block + i;
-    if (b * SOURCE_BLOCK >= c->size || (i > 0 && find (c, b)))
-      break;
-    s = victim (c);
-    if (s == NULL)
-      break;
-    if (s->data == NULL && (s->data = malloc (SOURCE_BLOCK)) == NULL)
-      break;
-    s->block = b;
-    s->loading = true;
-    s->last_use = ++c->clock;     /* read ahead: not the next victim */
-    claimed[i] = s;
-  }
-  n = i;
+  n = claim (c, claimed, block, n);
   if (n == 0) {
     errno = ENOMEM;
     return NULL;
@@ -227,16 +436,14 @@ get_block (struct source_cache *c, uint64_t block)
   r = fetch_blocks (c, claimed, block, n);
   err = errno;
   pthread_mutex_lock (&c->lock);
-  for (i = 0; i < n; i++) {
-    claimed[i]->loading = false;
-    if (r == -1)
-      claimed[i]->block = UINT64_MAX;
-  }
-  pthread_cond_broadcast (&c->loaded);
+  release (c, claimed, n, r);
   if (r == -1) {
     errno = err;
     return NULL;
   }
+  /* The stream goes on: fetch the next window meanwhile. */
+  if (n >= 2)
+    post_next_window (c);
   return claimed[0];
 }
 
@@ -265,6 +472,8 @@ source_cache_pread (struct source_cache *c, void *buf, size_t count,
     }
     memcpy (p, s->data + in, n);
     s->last_use = ++c->clock;
+    if (block == c->trigger)
+      post_next_window (c);
     p += n;
     offset += n;
     count -= n;

@@ -13,10 +13,17 @@
  * asked, so that a damaged region of the source fails only the reads
  * that touch it.  Readahead stops where blocks that another connection
  * of the same export fetched begin (fetch_history.h).
+ *
+ * With prefetch started, a worker thread fetches the next readahead
+ * window while the reader uses the current one, so that the plugin's
+ * latency (10-100 ms a request over a network) overlaps the decoding
+ * instead of adding to it; the FETCH callback is then called from two
+ * threads at once, and must serialize them if the source needs it.
  */
 #ifndef QCOW2MAP_SOURCE_CACHE_H
 #define QCOW2MAP_SOURCE_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,5 +53,18 @@ void source_cache_free (struct source_cache *c);
  */
 int source_cache_pread (struct source_cache *c, void *buf, size_t count,
                         uint64_t offset);
+
+/* Start the prefetch worker (nothing with a cache of less than 4
+ * blocks).  Returns 0, or -1 (errno set).
+ */
+int source_cache_start_prefetch (struct source_cache *c);
+
+/* Stop it, after the fetch it is making (if any): FETCH is not called
+ * from it afterwards.  Idempotent; source_cache_free calls it.
+ */
+void source_cache_stop_prefetch (struct source_cache *c);
+
+/* Whether the calling thread is a prefetch worker (for messages). */
+bool source_cache_in_prefetch (void);
 
 #endif
