@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Which blocks of a source some connection has already fetched, shared
- * by all connections reading the same plugin export, so that readahead
- * does not fetch bytes twice.
+/* What the connections reading the same plugin export share, so that
+ * they do not fetch the same bytes twice: which blocks some connection
+ * has already fetched (readahead stops there), and the connections'
+ * source caches (a block one holds is copied by the others).
  *
  * Why: nbdkit lets a filter open one plugin context per connection, so
  * each connection decodes with its own source cache.  nbdcopy gives each
@@ -11,7 +12,9 @@
  * readahead (up to SOURCE_MAX_READAHEAD blocks) running past the end of
  * its piece would fetch them again: 5-7% more bytes than the file in a
  * whole copy (issue 14).  The history lets the source cache stop its
- * readahead where the bytes some connection fetched begin.
+ * readahead where the bytes some connection fetched begin, and a
+ * connection starting a piece that another's readahead ran into copies
+ * those blocks from it.
  *
  * It is advice, never correctness: a block in the history may be gone
  * from every cache, and is then fetched again when it is needed.  The
