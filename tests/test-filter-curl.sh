@@ -15,7 +15,10 @@
 #    naming the URL and the status; nginx stopped in the middle of a copy:
 #    that read fails with EIO and an error naming the guest offset and the
 #    source, and once nginx is back the same connection and a new one read
-#    the right bytes (the server kept serving).
+#    the right bytes (the server kept serving);
+# 3. a whole copy gets its later windows from the prefetch thread, with
+#    the right bytes;
+# 4. an internal snapshot and a persistent bitmap.
 source "$(dirname "$0")/functions.sh"
 source "$top_srcdir/tests/nginx-functions.sh"
 requires nginx curl
@@ -170,7 +173,21 @@ if [ -z "$line" ] || [ "$goff" -lt "$far" ] || [ "$goff" -ge $((far + 65536)) ] 
 fi
 log "OK nginx stopped mid-copy: EIO for that read ($line); same and new connection read right once nginx was back"
 
-# ---- 3. an internal snapshot and a persistent bitmap over HTTP
+# ---- 3. the prefetch thread over curl: a whole copy gets the windows
+# after the first from it (on nbdkit 1.32 its requests and the
+# connection's take turns on the curl plugin's one handle), with the
+# bytes qemu-img convert gives.
+via_curl_io() { via_curl "$1"; printf '%s\n' -D qcow2map.io=1; }
+SERVE_VIA=via_curl_io plugin_run www/far.qcow2 -- sh -c 'nbdcopy "$uri" "$0"' \
+    "$TESTDIR/far.copy.raw" || fail "far.qcow2 over curl: copy failed"
+cmp -s far.ref.raw far.copy.raw || fail "far.qcow2 over curl: bytes differ from qemu-img convert"
+nfetch=$(grep -c 'io: pread .* (prefetch)$' "$NBDKIT_LAST_VLOG" || true)
+nall=$(grep -c 'io: pread ' "$NBDKIT_LAST_VLOG" || true)
+[ "$nfetch" -gt 0 ] || { show_file "$NBDKIT_LAST_VLOG" 40; fail "far.qcow2 over curl: no request made by the prefetch thread"; }
+log "OK far.qcow2 over curl, whole copy: bytes as qemu-img convert; $nfetch of $nall reads made by the prefetch thread"
+rm -f far.copy.raw
+
+# ---- 4. an internal snapshot and a persistent bitmap over HTTP
 check_image www/snb.qcow2
 check_snapshot www/snb.qcow2 snapshot/before snapshot.name=before
 check_bitmap www/snb.qcow2 since-before
