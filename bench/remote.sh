@@ -85,10 +85,13 @@ NGINX_DELAY=$delay_s nginx_start www "$work/nginx"
 
 # ---- what each path runs (the copy, to out.raw) ----
 have_filter() { [ -f "$(nbdkit --dump-config | sed -n 's/^filterdir=//p')/nbdkit-$1-filter.so" ]; }
+# qemu's curl driver is a module of package qemu-block-extra.
+have_qemu_http() { ! qemu-img info "$NGINX_URL/none" 2>&1 | grep -q "Unknown protocol"; }
 available() {
     case $1 in
         ours) [ -f "$filter" ] ;;
         qcow2dec) have_filter qcow2dec ;;
+        qemu-http*) have_qemu_http ;;
         *) true ;;
     esac
 }
