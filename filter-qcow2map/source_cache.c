@@ -216,6 +216,16 @@ fetch_blocks (struct source_cache *c, struct slot **slots, uint64_t first,
   return r;
 }
 
+/* A sequential read goes on: its next window is twice as large, up to
+ * SOURCE_MAX_READAHEAD blocks.
+ */
+static void
+grow_readahead (struct source_cache *c)
+{
+  c->readahead = c->readahead * 2 > SOURCE_MAX_READAHEAD
+                 ? SOURCE_MAX_READAHEAD : c->readahead * 2;
+}
+
 /* Limit a fetch of N blocks from BLOCK by the history: stop before
  * blocks some connection fetched.  A miss on such a block itself (the
  * last block of one connection's piece of a copy is often the first of
@@ -294,8 +304,7 @@ post_next_window (struct source_cache *c)
       c->last_missed == UINT64_MAX || c->readahead < 2)
     return;
   /* Windows grow as the stream goes on, as misses make them grow. */
-  c->readahead = c->readahead * 2 > SOURCE_MAX_READAHEAD
-                 ? SOURCE_MAX_READAHEAD : c->readahead * 2;
+  grow_readahead (c);
   n = c->readahead;
   if (n > c->n / 2)
     n = c->n / 2;
@@ -414,8 +423,7 @@ get_block (struct source_cache *c, uint64_t block)
   /* A miss: sequential after the previous miss?  Then read ahead. */
   if (c->last_missed != UINT64_MAX && block > c->last_missed &&
       block <= c->last_missed + c->readahead) {
-    c->readahead = c->readahead * 2 > SOURCE_MAX_READAHEAD
-                   ? SOURCE_MAX_READAHEAD : c->readahead * 2;
+    grow_readahead (c);
   }
   else {
     c->readahead = 1;
