@@ -256,11 +256,20 @@ view_describe (const struct view_sources *vs, const struct view *v)
  * with that (non-empty) name, else its id if it is the first with that
  * id; neither (not listed) if both are taken.  A name or id is what
  * qemu compares: the bytes before any NUL (qemu reads them into a C
- * string).  NBD export names are UTF-8: a name that is not is reached
- * by id (found by difftest).  Snapshots qemu cannot load are not listed
- * (opening them says why).
+ * string), so its length is the string's, not the entry's name_size or
+ * id_size field (found by difftest: a name_size of 0xf002 in front of
+ * "s1" and a NUL).  NBD export names are UTF-8 of at most 4096 bytes:
+ * a name that is not, or is longer, is reached by id.  Snapshots qemu
+ * cannot load are not listed (opening them says why).
  */
 #define NBD_MAX_NAME 4096
+
+static bool
+nameable (const char *prefix, const char *s)
+{
+  return s[0] && strlen (prefix) + strlen (s) <= NBD_MAX_NAME &&
+    json_utf8_valid (s);
+}
 
 static int
 snapshot_listing (const struct view_sources *vs, size_t i, bool *by_id)
@@ -268,15 +277,14 @@ snapshot_listing (const struct view_sources *vs, size_t i, bool *by_id)
   const struct qcow2_snapshot_table *t = vs->snapshots;
   const struct qcow2_snapshot *sn = &t->entries[i];
 
-  if (sn->name_size + 12 > NBD_MAX_NAME || sn->id_size + 12 > NBD_MAX_NAME ||
-      snapshot_check_l1 (vs->chain->layers[0], sn) == -1)
+  if (snapshot_check_l1 (vs->chain->layers[0], sn) == -1)
     return -1;
-  if (sn->name[0] && json_utf8_valid (sn->name) &&
+  if (nameable ("snapshot/", sn->name) &&
       (size_t) snapshot_find (t, NULL, sn->name) == i) {
     *by_id = false;
     return 0;
   }
-  if (sn->id[0] && json_utf8_valid (sn->id) &&
+  if (nameable ("snapshot-id/", sn->id) &&
       (size_t) snapshot_find (t, sn->id, NULL) == i) {
     *by_id = true;
     return 0;

@@ -489,20 +489,28 @@ def snapshots_size_under_limit(img):
 
 # Snapshot names (on an image with snapshots s1 and s2, ids 1 and 2).
 
+def _snapshot_field(img, off, name):
+    """Field NAME of the snapshot entry at OFF."""
+    o, fmt = {n: (o, fm) for n, o, fm in SNAP_FIELDS}[name]
+    return struct.unpack(fmt, img.pread(off + o, struct.calcsize(fmt)))[0]
+def _snapshot_entry_offset(img, i):
+    """File offset of snapshot entry I (entries are 8-aligned)."""
+    off = (img.get("snapshots_offset") + 7) // 8 * 8
+    for k in range(i):
+        off += 40 + sum(_snapshot_field(img, off, n) for n in
+                        ("extra_data_size", "id_str_size", "name_size"))
+        off = (off + 7) // 8 * 8
+    return off
 def _snapshot_name_offset(img, i):
     """File offset and size of the name of snapshot entry I."""
-    f = {name: (o, fmt) for name, o, fmt in SNAP_FIELDS}
-    def field(off, name):
-        o, fmt = f[name]
-        return struct.unpack(fmt, img.pread(off + o, struct.calcsize(fmt)))[0]
-    off = img.get("snapshots_offset")
-    for k in range(i + 1):
-        off = (off + 7) // 8 * 8
-        ids, ns = field(off, "id_str_size"), field(off, "name_size")
-        extra = field(off, "extra_data_size")
-        if k == i:
-            return off + 40 + extra + ids, ns
-        off += 40 + extra + ids + ns
+    off = _snapshot_entry_offset(img, i)
+    return (off + 40 + _snapshot_field(img, off, "extra_data_size") +
+            _snapshot_field(img, off, "id_str_size"),
+            _snapshot_field(img, off, "name_size"))
+def _snapshot_field_set(img, i, name, value):
+    """Set field NAME of snapshot entry I."""
+    o, fmt = {n: (o, fm) for n, o, fm in SNAP_FIELDS}[name]
+    img.pwrite(_snapshot_entry_offset(img, i) + o, struct.pack(fmt, value))
 def snapshot_name_not_utf8(img):
     off, n = _snapshot_name_offset(img, 1)
     img.pwrite(off, b"\xf4\xfa"[:n])
@@ -510,6 +518,16 @@ def snapshot_name_nul(img):
     # "s2" becomes "x\0": qemu's name is "x"
     off, n = _snapshot_name_offset(img, 1)
     img.pwrite(off, b"x\0"[:n])
+
+def snapshot_name_size_huge(img):
+    # The last entry's name_size says 5000: qemu reads 5000 bytes, "s2"
+    # and what follows the table (zeros), and its name is "s2".
+    _snapshot_field_set(img, 1, "name_size", 5000)
+def snapshot_id_size_huge(img):
+    # The last entry's id_str_size says 5000 and its name_size 0:
+    # qemu's id is "2s2" (the id, the name, then zeros), its name empty.
+    _snapshot_field_set(img, 1, "id_str_size", 5000)
+    _snapshot_field_set(img, 1, "name_size", 0)
 
 # Short files (v3 magic, header cut anywhere before its end).
 

@@ -5,7 +5,10 @@
 #    into a C string and compares that): listed as snapshot/PREFIX;
 #  - a name that is not UTF-8 cannot be an NBD export name: the snapshot
 #    is listed by id (snapshot-id/ID), and every listed name and
-#    description is valid UTF-8.
+#    description is valid UTF-8;
+#  - a name_size or id_str_size field larger than an NBD export name
+#    can be does not hide the snapshot: its name is still the bytes
+#    before the first NUL (difftest 1734520432:133 and :545).
 source "$(dirname "$0")/functions.sh"
 PY=$(nbd_python)
 
@@ -41,4 +44,20 @@ exports utf8.qcow2 | grep -qx 'snapshot-id/2' ||
     fail "utf8.qcow2: snapshot-id/2 not listed: $(cat utf8.qcow2.exports)"
 exports utf8.qcow2 | grep -qx 'snapshot/s1' || fail "utf8.qcow2: snapshot/s1 not listed"
 check_snapshot utf8.qcow2 snapshot-id/2 snapshot.id=2
-log "OK names with a NUL and names that are not UTF-8 are listed as qemu names them"
+cp base.qcow2 namesize.qcow2
+python3 "$top_srcdir/tests/craft.py" snapshot-name-size-huge namesize.qcow2
+[ "$(qemu-img snapshot -l namesize.qcow2 | awk '$1 == 2 { print $2 }')" = s2 ] ||
+    hard_error "qemu does not call snapshot 2 's2'"
+exports namesize.qcow2 | grep -qx 'snapshot/s2' ||
+    fail "namesize.qcow2: snapshot/s2 not listed: $(cat namesize.qcow2.exports)"
+check_snapshot namesize.qcow2 snapshot/s2 snapshot.name=s2
+
+cp base.qcow2 idsize.qcow2
+python3 "$top_srcdir/tests/craft.py" snapshot-id-size-huge idsize.qcow2
+[ "$(qemu-img snapshot -l idsize.qcow2 | awk 'NR > 2 && $1 != 1 { print $1 }')" = 2s2 ] ||
+    hard_error "qemu does not give snapshot 2 the id '2s2'"
+exports idsize.qcow2 | grep -qx 'snapshot-id/2s2' ||
+    fail "idsize.qcow2: snapshot-id/2s2 not listed: $(cat idsize.qcow2.exports)"
+check_snapshot idsize.qcow2 snapshot-id/2s2 snapshot.id=2s2
+
+log "OK names with a NUL and names that are not UTF-8 or have huge size fields are listed as qemu names them"
