@@ -30,24 +30,32 @@ struct next_source {
   struct source_cache *cache;    /* NULL: none */
   struct fetch_history *history; /* shared with the export's connections */
   /* With a prefetch worker over a stack that is not parallel, one call
-   * into NEXT at a time: the plugin's thread model promises it that.
+   * into NEXT at a time, as the plugin's thread model promises it:
+   * OWN_LOCK for one connection's calls, ALL_REQUESTS_LOCK for every
+   * connection's (NULL: parallel).
    */
-  bool serialize;
-  pthread_mutex_t call_lock;
+  pthread_mutex_t *call_lock;
+  pthread_mutex_t own_lock;
 };
+
+/* SERIALIZE_ALL_REQUESTS (a Python plugin, say): nbdkit lets one
+ * request of any connection run at a time, and the prefetch workers of
+ * all connections must take turns with each other too.
+ */
+static pthread_mutex_t all_requests_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
 call_begin (struct next_source *s)
 {
-  if (s->serialize)
-    pthread_mutex_lock (&s->call_lock);
+  if (s->call_lock)
+    pthread_mutex_lock (s->call_lock);
 }
 
 static void
 call_end (struct next_source *s)
 {
-  if (s->serialize)
-    pthread_mutex_unlock (&s->call_lock);
+  if (s->call_lock)
+    pthread_mutex_unlock (s->call_lock);
 }
 
 /* One request (or several of MAX_NEXT_REQUEST) to the plugin below. */
@@ -186,7 +194,7 @@ next_close (struct hostfile *f)
   if (s && __atomic_sub_fetch (&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
     source_cache_free (s->cache);
     fetch_history_put (s->history);
-    pthread_mutex_destroy (&s->call_lock);
+    pthread_mutex_destroy (&s->own_lock);
     free (s);
   }
   f->opaque = NULL;
@@ -214,10 +222,10 @@ next_source_open (struct hostfile *f, void *next_v, const char *name,
   s->name = name;             /* until the host file has its own copy */
   s->debug_io = debug_io;
   s->refs = 1;
-  pthread_mutex_init (&s->call_lock, NULL);
+  pthread_mutex_init (&s->own_lock, NULL);
   size = next->get_size (next);
   if (size == -1) {
-    pthread_mutex_destroy (&s->call_lock);
+    pthread_mutex_destroy (&s->own_lock);
     free (s);
     return NEXT_SOURCE_FAILED;
   }
@@ -230,7 +238,7 @@ next_source_open (struct hostfile *f, void *next_v, const char *name,
     if (s->history == NULL || s->cache == NULL) {
       source_cache_free (s->cache);
       fetch_history_put (s->history);
-      pthread_mutex_destroy (&s->call_lock);
+      pthread_mutex_destroy (&s->own_lock);
       free (s);
       return q2_error ("%s: source cache: %m", name);
     }
@@ -242,13 +250,17 @@ next_source_open (struct hostfile *f, void *next_v, const char *name,
 }
 
 int
-next_source_start_prefetch (const struct hostfile *f, bool serialize)
+next_source_start_prefetch (const struct hostfile *f, int thread_model)
 {
   struct next_source *s = f->opaque;
 
   if (s->cache == NULL)
     return 0;
-  s->serialize = serialize;        /* set before the worker exists */
+  /* Set before the worker exists. */
+  if (thread_model <= NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS)
+    s->call_lock = &all_requests_lock;
+  else if (thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS)
+    s->call_lock = &s->own_lock;
   if (source_cache_start_prefetch (s->cache) == -1)
     return q2_error ("%s: prefetch thread: %m", f->path);
   return 0;

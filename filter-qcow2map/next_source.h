@@ -27,12 +27,13 @@ int next_source_open (struct hostfile *f, void *next, const char *name,
                       uint64_t cache_bytes, bool debug_io);
 
 /* Fetch the next window of sequential reads in a thread of its own
- * (source_cache.h), with SERIALIZE: its requests and the connection's
- * take turns (the stack below is not parallel).  Stop before the
+ * (source_cache.h).  THREAD_MODEL: the stack's final one (.get_ready);
+ * below parallel, the worker's requests take turns with the
+ * connection's, and below serialize_requests with every connection's.  Stop before the
  * connection's next context goes (.finalize).  Both return 0 or -1
  * with q2_error set; with no source cache they do nothing.
  */
-int next_source_start_prefetch (const struct hostfile *f, bool serialize);
+int next_source_start_prefetch (const struct hostfile *f, int thread_model);
 void next_source_stop_prefetch (const struct hostfile *f);
 
 /* Requests and bytes asked of the plugin below so far. */

@@ -247,8 +247,7 @@ qcow2map_prepare (nbdkit_next *next, void *handle, int readonly)
                         h->source_name) == -1)
     return -1;
   /* Last: .finalize, which stops it, runs only if .prepare succeeded. */
-  if (next_source_start_prefetch (top_file (h), final_thread_model !=
-                                  NBDKIT_THREAD_MODEL_PARALLEL) == -1) {
+  if (next_source_start_prefetch (top_file (h), final_thread_model) == -1) {
     nbdkit_error ("%s", q2_last_error ());
     return -1;
   }
