@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 
 #include "source_cache.h"
 #include "fetch_history.h"
@@ -26,7 +27,14 @@ struct source_cache {
   uint64_t last_missed;    /* block of the last miss (sequential test) */
   unsigned readahead;      /* blocks fetched at the next sequential miss */
   struct fetch_history *history;   /* NULL: none */
-  bool rereading;          /* the last miss was a block fetched before */
+  /* A client re-reading blocks some connection fetched: the block its
+   * next miss would be on, if the last miss was on such a block.
+   */
+  uint64_t reread_next;    /* UINT64_MAX: none */
+  /* The run of contiguous reads the last read belongs to (bytes
+   * [run_start, read_end)): a stream shows itself in its first block.
+   */
+  uint64_t run_start, read_end;
   /* Prefetch (source_cache_start_prefetch): the next window of a
    * sequential read, fetched by the worker while the reader uses this
    * one.  TRIGGER is the first block of the newest window: its first
@@ -74,6 +82,8 @@ source_cache_new (uint64_t max_bytes, uint64_t size,
     return NULL;
   }
   c->last_missed = UINT64_MAX;
+  c->reread_next = UINT64_MAX;
+  c->trigger = UINT64_MAX;
   c->readahead = 1;
   return c;
 }
@@ -229,8 +239,11 @@ grow_readahead (struct source_cache *c)
 /* Limit a fetch of N blocks from BLOCK by the history: stop before
  * blocks some connection fetched.  A miss on such a block itself (the
  * last block of one connection's piece of a copy is often the first of
- * another's) fetches just it; only a run of such misses (a second copy,
- * a client re-reading) reads ahead again, from 1 block.
+ * another's) fetches just it; only a run of such misses, each on the
+ * block after the previous one's fetch (a second copy, a client
+ * re-reading), reads ahead again, from 1 block.  Two such misses far
+ * apart are two ends of pieces, not a re-read (they fetched 8 MiB twice
+ * in a copy of issue 14's bench).
  */
 static unsigned
 history_limit (struct source_cache *c, uint64_t block, unsigned n)
@@ -238,9 +251,9 @@ history_limit (struct source_cache *c, uint64_t block, unsigned n)
   bool seen;
 
   n = fetch_history_limit (c->history, block, n, &seen);
-  if (seen && !c->rereading)
+  if (seen && block != c->reread_next)
     n = c->readahead = 1;
-  c->rereading = seen;
+  c->reread_next = seen ? block + n : UINT64_MAX;
   return n;
 }
 
@@ -287,21 +300,22 @@ release (struct source_cache *c, struct slot **claimed, unsigned n, int r)
   pthread_cond_broadcast (&c->loaded);
 }
 
-/* A sequential read has reached the newest window: post the window
- * after it to the worker, unless the worker is busy, the stream is not
+/* A sequential read has reached the newest window (or, START, has
+ * shown itself in the block of its first miss): post the window after
+ * it to the worker, unless the worker is busy, the stream is not
  * sequential, or the next blocks were fetched before (another
  * connection's piece of a copy: the foreground decides there).  Called
  * with the lock held.
  */
 static void
-post_next_window (struct source_cache *c)
+post_next_window (struct source_cache *c, bool start)
 {
   uint64_t first = c->last_missed + 1;
   unsigned n;
   bool seen = false;
 
   if (!c->prefetching || c->quit || c->job_n > 0 || c->job_running ||
-      c->last_missed == UINT64_MAX || c->readahead < 2)
+      c->last_missed == UINT64_MAX || (c->readahead < 2 && !start))
     return;
   /* Windows grow as the stream goes on, as misses make them grow. */
   grow_readahead (c);
@@ -315,6 +329,8 @@ post_next_window (struct source_cache *c)
   n = claim (c, c->job, first, n);
   if (n == 0)
     return;
+  if (getenv ("SC_DEBUG"))
+    fprintf (stderr, "SC %p post %lu n %u start %d\n", (void *) c, (unsigned long) first, n, start);
   c->job_first = first;
   c->job_n = n;
   c->last_missed = first + n - 1;
@@ -440,6 +456,8 @@ get_block (struct source_cache *c, uint64_t block)
     return NULL;
   }
   c->last_missed = block + n - 1;
+  if (getenv ("SC_DEBUG"))
+    fprintf (stderr, "SC %p miss %lu n %u readahead %u trigger %ld reread_next %ld\n", (void *) c, (unsigned long) block, n, c->readahead, (long) c->trigger, (long) c->reread_next);
   pthread_mutex_unlock (&c->lock);
   r = fetch_blocks (c, claimed, block, n);
   err = errno;
@@ -451,8 +469,34 @@ get_block (struct source_cache *c, uint64_t block)
   }
   /* The stream goes on: fetch the next window meanwhile. */
   if (n >= 2)
-    post_next_window (c);
+    post_next_window (c, false);
   return claimed[0];
+}
+
+/* Whether the read of N bytes at OFFSET in BLOCK shows a stream
+ * starting: contiguous reads of STREAM_HINT bytes or more in the block
+ * of a miss that fetched it alone (a piece of a copy starting, the
+ * stream after an L2 table).  Then the worker fetches the next window
+ * at once, instead of the reader fetching it when it gets there: each
+ * piece of a copy started with two requests the reader waited for.
+ * Reads of metadata (an L2 slice, a refcount block) are single reads
+ * and start nothing.  Called with the lock held.
+ */
+#define STREAM_HINT (64 * 1024)
+
+static bool
+stream_starts (struct source_cache *c, uint64_t block, uint64_t offset,
+               size_t n)
+{
+  /* Compressed clusters end in the sector where the next begins: the
+   * decoder's reads of a stream overlap by up to 511 bytes.
+   */
+  if (offset < c->run_start || offset > c->read_end)
+    c->run_start = c->read_end = offset;
+  if (offset + n > c->read_end)
+    c->read_end = offset + n;
+  return block == c->last_missed && c->readahead == 1 &&
+    c->trigger == UINT64_MAX && c->read_end - c->run_start >= STREAM_HINT;
 }
 
 int
@@ -481,7 +525,9 @@ source_cache_pread (struct source_cache *c, void *buf, size_t count,
     memcpy (p, s->data + in, n);
     s->last_use = ++c->clock;
     if (block == c->trigger)
-      post_next_window (c);
+      post_next_window (c, false);
+    else if (stream_starts (c, block, offset, n))
+      post_next_window (c, true);
     p += n;
     offset += n;
     count -= n;
