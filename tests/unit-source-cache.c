@@ -9,7 +9,11 @@
  * are per export and forgotten with their last holder; the history stays
  * bounded; the prefetch worker fetches the windows of a sequential read,
  * each block once, and a window it cannot fetch fails only the reads of
- * the bad block.
+ * the bad block; a stream shows itself in the block of its first miss
+ * (the worker fetches the next window) where single reads (metadata)
+ * start nothing; a block another connection is fetching is waited for,
+ * not fetched again; a miss on a fetched block far from the last such
+ * miss is not a re-read.
  */
 #include <config.h>
 
@@ -273,6 +277,113 @@ test_prefetch_failure (void)
   source_cache_free (sc);
 }
 
+/* A stream far from the last read: the reader fetches its first block
+ * alone, and contiguous reads there make the worker fetch the next
+ * window (each piece of a copy started with two requests the reader
+ * waited for).  Single small reads, as of metadata, start nothing.
+ */
+static void
+test_stream_start (void)
+{
+  struct conn c = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_us = 2000 };
+  struct source_cache *sc = source_cache_new (32 * SOURCE_BLOCK, SIZE, NULL,
+                                              fetch, &c);
+  unsigned char buf[4096];
+  unsigned i, reader;
+
+  source_cache_start_prefetch (sc);
+  for (i = 1; i <= 3; i++)
+    source_cache_pread (sc, buf, sizeof buf, 10 * i * SOURCE_BLOCK + 512);
+  usleep (20000);
+  CHECK (c.requests == 3 && c.from_worker == 0,
+         "3 single reads in 3 far blocks: %u requests (3), %u by the "
+         "worker (0)", c.requests, c.from_worker);
+  CHECK (read_span (sc, 40 * SOURCE_BLOCK, 43 * SOURCE_BLOCK) == 0,
+         "a stream's bytes");
+  reader = c.requests - c.from_worker - 3;
+  CHECK (reader == 1 && c.fetched[41] == 1 && c.fetched[42] == 1,
+         "a stream of 3 blocks: the reader fetched %u block(s) (1), the "
+         "worker the next window", reader);
+  source_cache_free (sc);
+}
+
+struct slow_read {
+  struct source_cache *sc;
+  uint64_t offset;
+  int r;
+};
+
+static void *
+slow_read (void *arg)
+{
+  struct slow_read *a = arg;
+  unsigned char buf[4096];
+
+  a->r = source_cache_pread (a->sc, buf, sizeof buf, a->offset);
+  return NULL;
+}
+
+/* B needs a block while A's request for it is in flight: B waits for
+ * A's request and copies the block, and never fetches it.
+ */
+static void
+test_wait_for_peer (void)
+{
+  struct conn a = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_us = 100000 };
+  struct conn b = { .lock = PTHREAD_MUTEX_INITIALIZER };
+  struct fetch_history *h = fetch_history_get ("export 'wait'", SIZE);
+  struct source_cache *ca = source_cache_new (32 * SOURCE_BLOCK, SIZE, h,
+                                              fetch, &a);
+  struct source_cache *cb = source_cache_new (32 * SOURCE_BLOCK, SIZE, h,
+                                              fetch, &b);
+  struct slow_read r = { ca, 40 * SOURCE_BLOCK + 4096, -1 };
+  unsigned char buf[4096];
+  pthread_t t;
+
+  pthread_create (&t, NULL, slow_read, &r);
+  usleep (30000);                   /* A's request is on its way */
+  CHECK (source_cache_pread (cb, buf, sizeof buf, 40 * SOURCE_BLOCK) == 0 &&
+         memcmp (buf, source + 40 * SOURCE_BLOCK, sizeof buf) == 0,
+         "B reads the block A is fetching");
+  pthread_join (t, NULL);
+  CHECK (r.r == 0 && a.fetched[40] == 1 && b.requests == 0,
+         "fetched once, by A (%u); B made %u requests (0)", a.fetched[40],
+         b.requests);
+  source_cache_free (ca);
+  source_cache_free (cb);
+  fetch_history_put (h);
+}
+
+/* Blocks 5 and 20-29 were fetched (and are held by no cache).  A stream
+ * from block 5 (a fetched block: fetched alone) to 20, with the worker:
+ * the miss on block 20 is far from the one on block 5, not the next
+ * block of a re-read, and fetches block 20 alone (it fetched a whole
+ * window of fetched blocks before).
+ */
+static void
+test_far_seen_misses (void)
+{
+  struct conn c = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_us = 2000 };
+  struct fetch_history *h = fetch_history_get ("export 'far'", SIZE);
+  struct source_cache *sc = source_cache_new (32 * SOURCE_BLOCK, SIZE, h,
+                                              fetch, &c);
+  unsigned i, twice = 0;
+
+  fetch_history_add (h, 5, 1);
+  fetch_history_add (h, 20, 10);
+  source_cache_start_prefetch (sc);
+  CHECK (read_span (sc, 5 * SOURCE_BLOCK, 21 * SOURCE_BLOCK) == 0,
+         "the stream's bytes");
+  for (i = 0; i < BLOCKS; i++)
+    twice += c.fetched[i] > 1;
+  CHECK (c.fetched[5] == 1 && c.fetched[20] == 1 && c.fetched[21] == 0 &&
+         twice == 0,
+         "blocks 5 and 20 fetched alone, 21 not fetched (%u)",
+         c.fetched[21]);
+  source_cache_free (sc);
+  fetch_history_put (h);
+}
+
 int
 main (void)
 {
@@ -290,6 +401,9 @@ main (void)
   test_bounded ();
   test_prefetch ();
   test_prefetch_failure ();
+  test_stream_start ();
+  test_wait_for_peer ();
+  test_far_seen_misses ();
   free (source);
   return failures != 0;
 }
