@@ -18,7 +18,13 @@
  * window while the reader uses the current one, so that the plugin's
  * latency (10-100 ms a request over a network) overlaps the decoding
  * instead of adding to it; the FETCH callback is then called from two
- * threads at once, and must serialize them if the source needs it.
+ * threads at once, and must serialize them if the source needs it.  A
+ * stream shows itself before its second miss: contiguous reads in the
+ * block of a lone miss make the worker fetch the next window then.
+ *
+ * The blocks live in one arena, and a window takes consecutive slots,
+ * so one request fills them without a copy.  A block that another
+ * connection's request is fetching is waited for and copied.
  */
 #ifndef QCOW2MAP_SOURCE_CACHE_H
 #define QCOW2MAP_SOURCE_CACHE_H
