@@ -29,8 +29,8 @@ int next_source_open (struct hostfile *f, void *next, const char *name,
 /* Fetch the next window of sequential reads in a thread of its own
  * (source_cache.h).  THREAD_MODEL: the stack's final one (.get_ready);
  * below parallel, the worker's requests take turns with the
- * connection's, and below serialize_requests with every connection's.  Stop before the
- * connection's next context goes (.finalize).  Both return 0 or -1
+ * connection's, and below serialize_requests with every connection's.
+ * Stop before the connection's next context goes (.finalize).  Both return 0 or -1
  * with q2_error set; with no source cache they do nothing.
  */
 int next_source_start_prefetch (const struct hostfile *f, int thread_model);

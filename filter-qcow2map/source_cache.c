@@ -483,8 +483,8 @@ get_block (struct source_cache *c, uint64_t block)
   return claimed[0];
 }
 
-/* Whether the read of N bytes at OFFSET in BLOCK shows a stream
- * starting: contiguous reads of STREAM_HINT bytes or more in the block
+/* Note the read of N bytes at OFFSET in BLOCK in the run of contiguous
+ * reads, and say whether it shows a stream starting: contiguous reads of STREAM_HINT bytes or more in the block
  * of a miss that fetched it alone (a piece of a copy starting, the
  * stream after an L2 table).  Then the worker fetches the next window
  * at once, instead of the reader fetching it when it gets there: each

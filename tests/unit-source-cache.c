@@ -74,6 +74,15 @@ fetch (void *opaque, void *buf, size_t count, uint64_t offset)
   return 0;
 }
 
+/* A cache of 32 blocks over the source, fetching through connection C,
+ * sharing history H (NULL: none).
+ */
+static struct source_cache *
+new_cache (struct conn *c, struct fetch_history *h)
+{
+  return source_cache_new (32 * SOURCE_BLOCK, SIZE, h, fetch, c);
+}
+
 /* Read [FROM, TO) in 64 KiB reads, as the decoder reads a compressed
  * image's clusters; 0 if every byte matched.
  */
@@ -96,8 +105,7 @@ static void
 test_sequential (void)
 {
   struct conn c = { .lock = PTHREAD_MUTEX_INITIALIZER };
-  struct source_cache *sc = source_cache_new (32 * SOURCE_BLOCK, SIZE, NULL,
-                                              fetch, &c);
+  struct source_cache *sc = new_cache (&c, NULL);
 
   CHECK (read_span (sc, 0, SIZE) == 0, "a whole read returns the source's bytes");
   /* 1 + 2 + 4 + 8 * 7 = 63 blocks, then the last one. */
@@ -120,10 +128,8 @@ test_two_connections (void)
   struct source_cache *cc;
   struct fetch_history *h = fetch_history_get ("export ''", SIZE);
   struct fetch_history *h2 = fetch_history_get ("export ''", SIZE);
-  struct source_cache *ca = source_cache_new (32 * SOURCE_BLOCK, SIZE, h,
-                                              fetch, &a);
-  struct source_cache *cb = source_cache_new (32 * SOURCE_BLOCK, SIZE, h2,
-                                              fetch, &b);
+  struct source_cache *ca = new_cache (&a, h);
+  struct source_cache *cb = new_cache (&b, h2);
   uint64_t mid = 32 * SOURCE_BLOCK + 4096, step = 4 * SOURCE_BLOCK;
   uint64_t p;
   unsigned i, twice = 0, never = 0;
@@ -154,7 +160,7 @@ test_two_connections (void)
   /* A third connection reads A's half again: a re-read reads ahead
    * again (1, 2, 4, 8 blocks).
    */
-  cc = source_cache_new (32 * SOURCE_BLOCK, SIZE, h, fetch, &c);
+  cc = new_cache (&c, h);
   ok = read_span (cc, 0, 16 * SOURCE_BLOCK);
   CHECK (ok == 0 && c.requests <= 5,
          "a re-read of 16 fetched blocks: %u requests (5 at most)",
@@ -229,8 +235,7 @@ static void
 test_prefetch (void)
 {
   struct conn c = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_us = 2000 };
-  struct source_cache *sc = source_cache_new (32 * SOURCE_BLOCK, SIZE, NULL,
-                                              fetch, &c);
+  struct source_cache *sc = new_cache (&c, NULL);
   unsigned i, twice = 0;
 
   CHECK (source_cache_start_prefetch (sc) == 0, "the worker starts");
@@ -260,8 +265,7 @@ static void
 test_prefetch_failure (void)
 {
   struct conn c = { .lock = PTHREAD_MUTEX_INITIALIZER, .bad_block = 20 };
-  struct source_cache *sc = source_cache_new (32 * SOURCE_BLOCK, SIZE, NULL,
-                                              fetch, &c);
+  struct source_cache *sc = new_cache (&c, NULL);
   unsigned char buf[4096];
 
   source_cache_start_prefetch (sc);
@@ -286,8 +290,7 @@ static void
 test_stream_start (void)
 {
   struct conn c = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_us = 2000 };
-  struct source_cache *sc = source_cache_new (32 * SOURCE_BLOCK, SIZE, NULL,
-                                              fetch, &c);
+  struct source_cache *sc = new_cache (&c, NULL);
   unsigned char buf[4096];
   unsigned i, reader;
 
@@ -332,10 +335,8 @@ test_wait_for_peer (void)
   struct conn a = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_us = 100000 };
   struct conn b = { .lock = PTHREAD_MUTEX_INITIALIZER };
   struct fetch_history *h = fetch_history_get ("export 'wait'", SIZE);
-  struct source_cache *ca = source_cache_new (32 * SOURCE_BLOCK, SIZE, h,
-                                              fetch, &a);
-  struct source_cache *cb = source_cache_new (32 * SOURCE_BLOCK, SIZE, h,
-                                              fetch, &b);
+  struct source_cache *ca = new_cache (&a, h);
+  struct source_cache *cb = new_cache (&b, h);
   struct slow_read r = { ca, 40 * SOURCE_BLOCK + 4096, -1 };
   unsigned char buf[4096];
   pthread_t t;
@@ -365,8 +366,7 @@ test_far_seen_misses (void)
 {
   struct conn c = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_us = 2000 };
   struct fetch_history *h = fetch_history_get ("export 'far'", SIZE);
-  struct source_cache *sc = source_cache_new (32 * SOURCE_BLOCK, SIZE, h,
-                                              fetch, &c);
+  struct source_cache *sc = new_cache (&c, h);
   unsigned i, twice = 0;
 
   fetch_history_add (h, 5, 1);
