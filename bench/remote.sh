@@ -85,8 +85,13 @@ NGINX_DELAY=$delay_s nginx_start www "$work/nginx"
 
 # ---- what each path runs (the copy, to out.raw) ----
 have_filter() { [ -f "$(nbdkit --dump-config | sed -n 's/^filterdir=//p')/nbdkit-$1-filter.so" ]; }
-# qemu's curl driver is a module of package qemu-block-extra.
-have_qemu_http() { ! qemu-img info "$NGINX_URL/none" 2>&1 | grep -q "Unknown protocol"; }
+# qemu's curl driver is a module of package qemu-block-extra.  (Not a
+# pipe into grep: with pipefail, qemu-img's own failure would decide.)
+have_qemu_http() {
+    local out
+    out=$(qemu-img info "$NGINX_URL/none" 2>&1) || true
+    [[ $out != *"Unknown protocol"* ]]
+}
 available() {
     case $1 in
         ours) [ -f "$filter" ] ;;
